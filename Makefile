@@ -1,0 +1,45 @@
+# Pix2Pitch-JAX: every entry point a user needs. `make demo` and `make test` do all set-up.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= runs/demo
+DEMO ?= synesthesia
+export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup system-packages test demo bench clean-demo
+
+# System packages: FluidSynth renders MIDI to audio; Chromium renders the gallery in tests.
+# Skipped when already present, so a second run is quick and needs no network.
+system-packages:
+	@if ! command -v fluidsynth >/dev/null || ! command -v chromium >/dev/null; then \
+	  echo "[setup] installing fluidsynth and chromium (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fluidsynth chromium >/dev/null; \
+	else echo "[setup] system packages present"; fi
+
+# The stamp depends on requirements.txt, so editing it reinstalls; otherwise this is a no-op.
+$(STAMP): requirements.txt
+	@echo "[setup] creating $(VENV) and installing requirements.txt"
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -r requirements.txt
+	@touch $(STAMP)
+
+setup: system-packages $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q -n 2 tests
+
+demo: setup
+	$(PY) -m pix2pitch_jax.demo --demo=$(DEMO) --workdir=$(DEMO_DIR)
+
+bench: setup
+	$(PY) bench/data_prep.py
+	$(PY) bench/griffin_lim.py
+	$(PY) bench/train_step.py
+
+clean-demo:
+	rm -rf $(DEMO_DIR)

@@ -1,0 +1,247 @@
+"""The on-disk dataset format: one module shared by data_prep (writer) and the trainer (reader).
+
+A dataset directory is a TensorFlow Datasets dataset in `array_record` format:
+
+    <data_dir>/
+      pix2pitch-train.array_record-00000-of-00004 ...   shards, written with group_size:1
+      pix2pitch-validation.array_record-...              (random access for grain)
+      pix2pitch-test.array_record-...
+      dataset_info.json, features.json                   TFDS metadata
+      pix2pitch_meta.json                                 audio parameters, eras, build info
+
+Each record is one painting/clip pair with the features in `make_features`. The mel image follows
+`pix2pitch_jax.audio` exactly; its parameters are in `pix2pitch_meta.json` under `mel_params`, so
+generation inverts what was built. No TensorFlow is needed to write or read (DESIGN §4: Image is
+fed PNG bytes, the mel is a plain Tensor).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import pathlib
+import re
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from pix2pitch_jax import audio
+
+DATASET_NAME = 'pix2pitch'
+FILE_FORMAT = 'array_record'
+META_FILE = 'pix2pitch_meta.json'
+SPLITS = ('train', 'validation', 'test')
+# The mel is stored as float16: 2 bytes/pixel, ample for values in [-1, 1] (step <= 5e-4).
+MEL_DTYPE = np.float16
+
+
+def make_features(image_size: int, era_names: Sequence[str]):
+  """The TFDS feature spec of one example."""
+  import tensorflow_datasets as tfds
+  return tfds.features.FeaturesDict({
+      'painting': tfds.features.Image(shape=(image_size, image_size, 3), encoding_format='png',
+                                      doc='RGB painting, S x S, PNG-encoded.'),
+      'mel': tfds.features.Tensor(shape=(image_size, image_size), dtype=MEL_DTYPE,
+                                  doc='Log-mel image in [-1, 1]; low frequencies in the last row.'),
+      'era': tfds.features.ClassLabel(names=list(era_names)),
+      'painting_id': tfds.features.Text(doc='Stable id of the painting (source-relative path).'),
+      'clip_source_id': tfds.features.Text(doc='Stable id of the source recording.'),
+      'clip_offset_s': tfds.features.Scalar(dtype=np.float32, doc='Clip start in the recording.'),
+      'notes_json': tfds.features.Text(
+          doc='JSON list of [onset_s, duration_s, midi_pitch, velocity, program] when the '
+              'notes of the clip are known (synesthesia demo), else "".'),
+  })
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetMeta:
+  """What a dataset directory says about itself beyond TFDS' own metadata."""
+
+  mel_params: audio.MelParams
+  era_names: tuple[str, ...]
+  source: str = ''  # e.g. 'demo:synesthesia', 'wikiart+maestro'
+  extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def image_size(self) -> int:
+    return self.mel_params.image_size
+
+  def to_json(self) -> str:
+    return json.dumps({'mel_params': self.mel_params.to_dict(), 'era_names': list(self.era_names),
+                       'source': self.source, 'extra': self.extra}, indent=2, sort_keys=True)
+
+  @classmethod
+  def from_json(cls, text: str) -> 'DatasetMeta':
+    d = json.loads(text)
+    return cls(mel_params=audio.MelParams.from_dict(d['mel_params']),
+               era_names=tuple(d['era_names']), source=d.get('source', ''),
+               extra=d.get('extra', {}))
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+  """uint8 (H, W, 3) array -> PNG bytes (what the Image feature is fed)."""
+  from PIL import Image
+  buf = io.BytesIO()
+  Image.fromarray(np.asarray(image, np.uint8), mode='RGB').save(buf, format='PNG')
+  return buf.getvalue()
+
+
+def shard_path(data_dir: str | os.PathLike, split: str, index: int, num_shards: int) -> pathlib.Path:
+  return (pathlib.Path(data_dir) /
+          f'{DATASET_NAME}-{split}.{FILE_FORMAT}-{index:05d}-of-{num_shards:05d}')
+
+
+def serialize_example(features, example: dict[str, Any]) -> bytes:
+  """Encode one example dict (painting as uint8 array or PNG bytes) to record bytes."""
+  example = dict(example)
+  if isinstance(example['painting'], np.ndarray):
+    example['painting'] = png_bytes(example['painting'])
+  example['mel'] = np.asarray(example['mel'], MEL_DTYPE)
+  example.setdefault('notes_json', '')
+  return features.serialize_example(features.encode_example(example))
+
+
+def write_shard(path: str | os.PathLike, records: Iterable[bytes]) -> int:
+  """Write serialized records to one ArrayRecord shard atomically; returns the record count.
+
+  The shard is written under a temporary name and renamed at the end, so an interrupted write
+  never leaves a file that looks finished.
+  """
+  from array_record.python import array_record_module
+  path = pathlib.Path(path)
+  tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
+  writer = array_record_module.ArrayRecordWriter(str(tmp), 'group_size:1')
+  count = 0
+  try:
+    for record in records:
+      writer.write(record)
+      count += 1
+  finally:
+    writer.close()
+  os.replace(tmp, path)
+  return count
+
+
+def write_metadata(data_dir: str | os.PathLike, meta: DatasetMeta, description: str = '') -> None:
+  """Write TFDS metadata (split sizes computed from the shards on disk) and our own meta file."""
+  import tensorflow_datasets as tfds
+  data_dir = pathlib.Path(data_dir)
+  # Split sizes are counted here: TFDS' own counting reads shards through tf.data, which needs
+  # TensorFlow for array_record files.
+  tfds.folder_dataset.write_metadata(
+      data_dir=data_dir, features=make_features(meta.image_size, meta.era_names),
+      split_infos=_split_infos(data_dir), check_data=False,
+      description=description or 'Paintings paired with log-mel clips of music of the same era.')
+  tmp = data_dir / f'.{META_FILE}.tmp'
+  tmp.write_text(meta.to_json())
+  os.replace(tmp, data_dir / META_FILE)
+
+
+_SHARD_RE = re.compile(
+    rf'^{DATASET_NAME}-(?P<split>[\w]+)\.{FILE_FORMAT}-(?P<index>\d{{5}})-of-(?P<num>\d{{5}})$')
+
+
+def finished_shards(data_dir: str | os.PathLike) -> dict[str, list[pathlib.Path]]:
+  """Completed shard files per split (temporary files of interrupted writes are ignored)."""
+  found: dict[str, list[pathlib.Path]] = {}
+  for path in sorted(pathlib.Path(data_dir).iterdir()):
+    m = _SHARD_RE.match(path.name)
+    if m:
+      found.setdefault(m['split'], []).append(path)
+  return found
+
+
+def _split_infos(data_dir: pathlib.Path):
+  import tensorflow_datasets as tfds
+  from array_record.python import array_record_module
+  infos = []
+  for split, paths in finished_shards(data_dir).items():
+    nums = {int(_SHARD_RE.match(p.name)['num']) for p in paths}
+    if nums != {len(paths)}:
+      raise ValueError(f'split {split!r} in {data_dir} is incomplete: {len(paths)} shard files, '
+                       f'names say {sorted(nums)}')
+    lengths = []
+    for p in paths:
+      reader = array_record_module.ArrayRecordReader(str(p))
+      lengths.append(reader.num_records())
+      reader.close()
+    infos.append(tfds.core.SplitInfo(name=split, shard_lengths=lengths,
+                                     num_bytes=sum(p.stat().st_size for p in paths)))
+  if not infos:
+    raise ValueError(f'no shards found in {data_dir}')
+  return infos
+
+
+def read_meta(data_dir: str | os.PathLike) -> DatasetMeta:
+  path = pathlib.Path(data_dir) / META_FILE
+  if not path.exists():
+    raise FileNotFoundError(f'{path} not found: is {data_dir} a dataset built by data_prep.build?')
+  return DatasetMeta.from_json(path.read_text())
+
+
+def write_split(data_dir: str | os.PathLike, split: str, examples: Sequence[dict[str, Any]],
+                meta: DatasetMeta, num_shards: int = 1) -> None:
+  """Write a whole small split in one go (tests and tiny corpora); then call `write_metadata`."""
+  features = make_features(meta.image_size, meta.era_names)
+  pathlib.Path(data_dir).mkdir(parents=True, exist_ok=True)
+  for i in range(num_shards):
+    write_shard(shard_path(data_dir, split, i, num_shards),
+                (serialize_example(features, ex) for ex in examples[i::num_shards]))
+
+
+class DecodedSource:
+  """Random-access source of decoded examples for grain (a `grain.RandomAccessDataSource`).
+
+  Wraps `tfds.data_source`, which reads the ArrayRecord shards and decodes PNG and tensors with
+  no TensorFlow. Examples come back as numpy: painting uint8 (S, S, 3), mel float32 (S, S),
+  era int64, strings as `str`.
+  """
+
+  def __init__(self, data_dir: str | os.PathLike, split: str):
+    import tensorflow_datasets as tfds
+    self.data_dir = str(data_dir)
+    self.split = split
+    builder = tfds.builder_from_directory(self.data_dir)
+    if split not in builder.info.splits:
+      raise ValueError(f'split {split!r} not in {self.data_dir}: has '
+                       f'{sorted(builder.info.splits)}')
+    self._source = builder.as_data_source(split=split)
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    return _to_numpy(self._source[index])
+
+  def __repr__(self) -> str:
+    return f'DecodedSource({self.data_dir!r}, split={self.split!r}, len={len(self)})'
+
+  # grain pickles sources into worker processes; the TFDS source is rebuilt there.
+  def __getstate__(self):
+    return {'data_dir': self.data_dir, 'split': self.split}
+
+  def __setstate__(self, state):
+    self.__init__(state['data_dir'], state['split'])
+
+
+def _to_numpy(example: dict[str, Any]) -> dict[str, Any]:
+  out = {}
+  for key, value in example.items():
+    if isinstance(value, bytes):
+      value = value.decode('utf-8')
+    elif key == 'mel':
+      value = np.asarray(value, np.float32)
+    out[key] = value
+  return out
+
+
+def open_split(data_dir: str | os.PathLike, split: str) -> DecodedSource:
+  """The trainer's entry point: a grain-ready random-access source over one split."""
+  return DecodedSource(data_dir, split)
+
+
+def available_splits(data_dir: str | os.PathLike) -> list[str]:
+  import tensorflow_datasets as tfds
+  return sorted(tfds.builder_from_directory(str(data_dir)).info.splits)

@@ -1,0 +1,56 @@
+"""Shared test set-up: 8 virtual CPU devices, a persistent compile cache, tiny datasets."""
+
+import os
+
+# Must happen before jax is imported anywhere: sharding tests need several devices, and the
+# compile cache makes repeated runs of the suite fast.
+os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
+                      os.path.join(os.path.dirname(__file__), '..', '.cache', 'jax'))
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from absl import flags  # noqa: E402
+
+from pix2pitch_jax import audio, records  # noqa: E402
+
+jax.config.update('jax_compilation_cache_dir', os.environ['JAX_COMPILATION_CACHE_DIR'])
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+# grain reads absl flags in its workers; tests run without absl.app.
+flags.FLAGS.mark_as_parsed()
+
+TINY_ERAS = ('baroque', 'romanticism')
+
+
+def make_tiny_examples(n: int, image_size: int, seed: int, prefix: str):
+  """Random paintings whose mel is a deterministic function of the painting (learnable)."""
+  rng = np.random.default_rng(seed)
+  out = []
+  for i in range(n):
+    painting = rng.integers(0, 256, (image_size, image_size, 3), dtype=np.uint8)
+    era = i % len(TINY_ERAS)
+    mel = painting.mean(axis=-1) / 127.5 - 1.0
+    out.append(dict(painting=painting, mel=mel.astype(np.float32), era=era,
+                    painting_id=f'{prefix}{i}', clip_source_id=f'{prefix}src{i // 2}',
+                    clip_offset_s=float(i)))
+  return out
+
+
+def write_tiny_dataset(data_dir, image_size=32, sizes=(('train', 16), ('validation', 4),
+                                                      ('test', 4))):
+  params = audio.MelParams(image_size=image_size, clip_seconds=2.0, n_fft=512)
+  meta = records.DatasetMeta(params, TINY_ERAS, source='tests:tiny')
+  for k, (split, n) in enumerate(sizes):
+    records.write_split(data_dir, split, make_tiny_examples(n, image_size, k, split[:2]), meta,
+                        num_shards=2 if n >= 8 else 1)
+  records.write_metadata(data_dir, meta)
+  return str(data_dir)
+
+
+@pytest.fixture(scope='session')
+def tiny_dataset(tmp_path_factory):
+  """A 32x32 dataset (16 train / 4 validation / 4 test) in the real on-disk format."""
+  return write_tiny_dataset(tmp_path_factory.mktemp('tiny_dataset'))
