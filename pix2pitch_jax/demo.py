@@ -1,0 +1,191 @@
+"""The built-in demo, end to end: build a demo corpus, train, evaluate, generate a gallery.
+
+    python -m pix2pitch_jax.demo --demo=synesthesia --workdir=runs/demo
+
+Every stage is resumable, so an interrupted demo (Ctrl-C) continues where it stopped when the same
+command runs again: the corpus builder skips finished shards, training resumes from its latest
+checkpoint, and evaluation and generation are skipped when their outputs for the final checkpoint
+already exist.
+
+Workdir layout:
+    <workdir>/data/              the demo corpus (ArrayRecord + TFDS metadata + summary)
+    <workdir>/train/             training workdir (config.json, checkpoints/, tensorboard/, ...)
+    <workdir>/train/eval/        metrics_<step>.json and report_<step>.md
+    <workdir>/gallery/test/      WAVs, spectrogram PNGs and index.html for the test split
+    <workdir>/gallery/outside/   the same for images outside the training style
+    <workdir>/outside_images/    those images (a photo-like scene, a sketch, odd sizes and modes)
+    <workdir>/demo_summary.json  where everything is, and the headline figures
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+from typing import Any, Callable
+
+import numpy as np
+from absl import app, flags, logging
+
+DEMOS = ('synesthesia', 'eras')
+
+_DEMO = flags.DEFINE_enum('demo', 'synesthesia', DEMOS, 'Which built-in demo corpus to use.')
+_WORKDIR = flags.DEFINE_string('workdir', 'runs/demo', 'Where the demo writes everything.')
+_CONFIG = flags.DEFINE_string('config', 'experiments/demo.py',
+                              'Training config file (a get_config() module).')
+_NUM_STEPS = flags.DEFINE_integer('num_train_steps', None,
+                                  'Override the config\'s number of training steps.')
+_GALLERY_SIZE = flags.DEFINE_integer('gallery_size', 24,
+                                     'How many test examples get audio in the gallery.')
+
+
+def _stage(name: str, fn: Callable[[], Any]) -> Any:
+  """Runs one stage with a start line, an elapsed-time line, and its result returned."""
+  logging.info('=== %s ...', name)
+  print(f'[demo] {name} ...', flush=True)
+  start = time.perf_counter()
+  result = fn()
+  print(f'[demo] {name} done in {time.perf_counter() - start:.1f} s', flush=True)
+  return result
+
+
+def write_outside_style_images(out_dir: pathlib.Path, seed: int = 0) -> pathlib.Path:
+  """A few images unlike any training painting: a photo-like scene, a pen sketch, odd formats.
+
+  They are drawn here (nothing is downloaded) and cover the thesis' out-of-style test: what does
+  the model make of a photo or a sketch? They also exercise odd sizes and modes (L, RGBA, P).
+  """
+  from PIL import Image, ImageDraw, ImageFilter
+  out_dir.mkdir(parents=True, exist_ok=True)
+  rng = np.random.default_rng(seed)
+
+  # Photo-like: sky gradient, sun, hills, sensor noise, slight blur; landscape format.
+  h, w = 300, 480
+  y = np.linspace(0, 1, h)[:, None, None]
+  sky = (1 - y) * np.array([90, 150, 235]) + y * np.array([200, 225, 250])
+  photo = np.broadcast_to(sky, (h, w, 3)).copy()
+  xs = np.arange(w)
+  for k, (amp, base, col) in enumerate([(25, 190, (70, 120, 60)), (35, 230, (40, 90, 40))]):
+    ridge = base + amp * np.sin(xs / (60 + 25 * k) + k)
+    mask = np.arange(h)[:, None] > ridge[None, :]
+    photo[mask] = col
+  photo += rng.normal(0, 6, photo.shape)
+  img = Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8))
+  ImageDraw.Draw(img).ellipse((360, 40, 420, 100), fill=(255, 230, 120))
+  img.filter(ImageFilter.GaussianBlur(1.2)).save(out_dir / 'photo_landscape.jpg', quality=90)
+
+  # Sketch: dark pen lines on paper, grayscale ('L'), portrait format.
+  sketch = Image.new('L', (240, 320), 245)
+  draw = ImageDraw.Draw(sketch)
+  for _ in range(40):
+    x0, y0 = rng.integers(0, 240), rng.integers(0, 320)
+    draw.line((x0, y0, x0 + rng.integers(-60, 60), y0 + rng.integers(-60, 60)),
+              fill=int(rng.integers(10, 80)), width=int(rng.integers(1, 3)))
+  sketch.save(out_dir / 'pen_sketch.png')
+
+  # Transparent RGBA poster and a palette ('P') image, small and non-square.
+  poster = Image.new('RGBA', (200, 130), (0, 0, 0, 0))
+  pd = ImageDraw.Draw(poster)
+  for i in range(6):
+    pd.rectangle((i * 30, 10 + 15 * i, i * 30 + 40, 120), fill=(255 - 40 * i, 40 * i, 160, 200))
+  poster.save(out_dir / 'poster_rgba.png')
+  Image.fromarray(rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)).convert(
+      'P', palette=Image.Palette.ADAPTIVE, colors=8).save(out_dir / 'palette_noise.png')
+  return out_dir
+
+
+def _load_train_config(config_path: str, data_dir: pathlib.Path, num_steps: int | None):
+  import importlib.util
+  spec = importlib.util.spec_from_file_location('demo_config', config_path)
+  if spec is None or spec.loader is None:
+    raise FileNotFoundError(f'config file {config_path} not found')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.data_dir = str(data_dir)
+  if num_steps is not None:
+    config.num_train_steps = num_steps
+  return config
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+  """The few figures a newcomer looks at first, when the report has them."""
+  keys = ('onset_f1', 'onset_pitch_f1', 'era_accuracy', 'era_accuracy_real', 'l1_db',
+          'spectral_convergence')
+  out = {}
+  for group in ('model', 'retrieval', 'era_mean'):
+    sub = metrics.get(group, {})
+    if isinstance(sub, dict):
+      out[group] = {k: sub[k] for k in keys if k in sub}
+  return out
+
+
+def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str = 'experiments/demo.py',
+             num_train_steps: int | None = None, gallery_size: int = 24) -> dict[str, Any]:
+  """Builds, trains, evaluates and generates; returns (and writes) the demo summary."""
+  from data_prep import builder
+  from pix2pitch_jax import evaluation, generation, trainer
+
+  if demo not in DEMOS:
+    raise ValueError(f'unknown demo {demo!r}; choose one of {DEMOS}')
+  workdir = pathlib.Path(workdir)
+  data_dir, train_dir = workdir / 'data', workdir / 'train'
+  start = time.perf_counter()
+
+  report = _stage(f'build the {demo!r} demo corpus', lambda: builder.build_demo(demo, str(data_dir)))
+  config = _load_train_config(config_path, data_dir, num_train_steps)
+  train_summary = _stage('train', lambda: trainer.train_and_evaluate(config, str(train_dir)))
+  eval_result = _stage('evaluate on the test split',
+                       lambda: evaluation.evaluate(str(train_dir), split='test'))
+  test_gallery = _stage('generate the test-split gallery', lambda: generation.generate(
+      str(train_dir), str(workdir / 'gallery' / 'test'), split='test',
+      max_examples=gallery_size))
+  outside = write_outside_style_images(workdir / 'outside_images')
+  outside_gallery = _stage('generate music for images outside the training style',
+                           lambda: generation.generate(str(train_dir),
+                                                       str(workdir / 'gallery' / 'outside'),
+                                                       images_dir=str(outside)))
+  summary = {
+      'demo': demo,
+      'workdir': str(workdir.resolve()),
+      'data_dir': str(data_dir.resolve()),
+      'dataset_counts': report.get('counts', {}) if isinstance(report, dict) else {},
+      'train': {k: v for k, v in train_summary.items() if isinstance(v, (int, float, str))},
+      'metrics_json': str(eval_result.get('metrics_json', '')),
+      'report_md': str(eval_result.get('report_md', '')),
+      'headline': _headline(eval_result.get('metrics', eval_result)),
+      'gallery_test': str(test_gallery.get('index_html', '')),
+      'gallery_outside': str(outside_gallery.get('index_html', '')),
+      'wall_s': round(time.perf_counter() - start, 1),
+  }
+  (workdir / 'demo_summary.json').write_text(json.dumps(summary, indent=2, default=str))
+  _print_summary(summary)
+  return summary
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+  lines = [
+      '',
+      f'Pix2Pitch demo ({summary["demo"]}) finished in {summary["wall_s"]:.0f} s.',
+      f'  metrics report : {summary["report_md"]}',
+      f'  metrics (json) : {summary["metrics_json"]}',
+      f'  listening page : {summary["gallery_test"]}',
+      f'  outside style  : {summary["gallery_outside"]}',
+      f'  tensorboard    : tensorboard --logdir {summary["workdir"]}/train/tensorboard',
+  ]
+  for group, figures in summary['headline'].items():
+    if figures:
+      shown = ', '.join(f'{k}={v:.3f}' for k, v in figures.items() if isinstance(v, float))
+      lines.append(f'  {group:<14} : {shown}')
+  print('\n'.join(lines), flush=True)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  run_demo(_DEMO.value, _WORKDIR.value, config_path=_CONFIG.value,
+           num_train_steps=_NUM_STEPS.value, gallery_size=_GALLERY_SIZE.value)
+
+
+if __name__ == '__main__':
+  app.run(main)
