@@ -11,13 +11,18 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: setup system-packages test demo bench clean-demo
 
-# System packages: FluidSynth renders MIDI to audio; Chromium renders the gallery in tests.
-# Skipped when already present, so a second run is quick and needs no network.
+# System packages: FluidSynth renders MIDI to audio; Chromium renders the gallery in tests;
+# python3-venv is what Debian splits out of Python for `-m venv`. Skipped when already present,
+# so a second run is quick and needs no network.
 system-packages:
-	@if ! command -v fluidsynth >/dev/null || ! command -v chromium >/dev/null; then \
-	  echo "[setup] installing fluidsynth and chromium (apt-get)"; \
+	@missing=""; \
+	command -v fluidsynth >/dev/null || missing="$$missing fluidsynth"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	$(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "[setup] installing$$missing (apt-get)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fluidsynth chromium >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	else echo "[setup] system packages present"; fi
 
 # The stamp depends on requirements.txt, so editing it reinstalls; otherwise this is a no-op.
