@@ -1,0 +1,205 @@
+"""The work done in worker processes (probe a recording, write a shard) and the pool that runs it.
+
+Work is submitted in coarse units (one recording, one whole shard of examples), so the per-clip
+work dominates and process start-up is paid once per worker, not per clip. Workers are spawned
+(not forked): the parent may have JAX or other threaded libraries loaded.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import functools
+import multiprocessing
+import os
+import pathlib
+import time
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+import numpy as np
+
+from data_prep import clips, midi
+from pix2pitch_jax import audio, records
+
+T = TypeVar('T')
+R = TypeVar('R')
+
+
+class SkipIsFatal(RuntimeError):
+  """Raised under --strict when an input has to be skipped."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Probing recordings.
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeJob:
+  source_id: str
+  path: str
+  settings: clips.ClipSettings
+  render_to: str | None = None  # MIDI only: where the rendered wav is cached
+  sample_rate: int = 22_050  # MIDI render rate
+  render_max_seconds: float | None = None
+  render_program: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeResult:
+  source_id: str
+  audio_path: str  # the file clips are read from (the rendered wav for MIDI)
+  probe: clips.Probe
+
+
+def run_probe(job: ProbeJob) -> ProbeResult:
+  """Render MIDI if needed (cached), then probe; bad inputs come back as a reason, never raise."""
+  path = job.path
+  if job.render_to is not None:
+    if not os.path.exists(job.render_to):
+      try:
+        midi.render_midi(job.path, job.render_to, job.sample_rate,
+                         max_seconds=job.render_max_seconds, program=job.render_program)
+      except midi.MidiRenderError as e:
+        return ProbeResult(job.source_id, path, clips.Probe(reason=str(e)))
+    path = job.render_to
+  return ProbeResult(job.source_id, path, clips.probe_recording(path, job.settings))
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing shards.
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardJob:
+  path: str
+  split: str
+  examples: tuple  # of pairing.Example
+  mel_params: audio.MelParams
+  era_names: tuple[str, ...]
+  image_mode: str = 'crop'
+  strict: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardResult:
+  path: str
+  written: int
+  skipped: tuple[tuple[str, str, str], ...]  # (painting_id, clip_source_id, reason)
+  by_era: dict[str, int]  # examples written per era name
+  seconds: float
+
+
+def run_shard(job: ShardJob) -> ShardResult:
+  """Materialise the shard's examples and write it atomically; bad inputs are skipped + listed."""
+  start = time.perf_counter()
+  skipped: list[tuple[str, str, str]] = []
+  by_era: collections.Counter = collections.Counter()
+  try:
+    written = records.write_shard(job.path, _records(job, skipped, by_era))
+  except BaseException:
+    _remove_own_tmp(job.path)
+    raise
+  return ShardResult(job.path, written, tuple(skipped), dict(by_era),
+                     time.perf_counter() - start)
+
+
+def _records(job: ShardJob, skipped: list, by_era: collections.Counter) -> Iterable[bytes]:
+  features = _features(job.mel_params.image_size, job.era_names)
+  last_painting: tuple[str, Any] = ('', None)  # examples of one painting are consecutive
+  for ex in job.examples:
+    if ex.painting_id != last_painting[0]:
+      last_painting = (ex.painting_id, _painting_png(ex.painting, job))
+    png, mel = last_painting[1], None
+    if not isinstance(png, str):
+      mel = _clip_mel(ex.clip, job.mel_params)
+    reason = png if isinstance(png, str) else mel if isinstance(mel, str) else ''
+    if reason:
+      if job.strict:
+        raise SkipIsFatal(f'{ex.painting_id} / {ex.clip_source_id}: {reason} (--strict)')
+      skipped.append((ex.painting_id, ex.clip_source_id, reason))
+      continue
+    by_era[job.era_names[ex.era]] += 1
+    yield records.serialize_example(features, dict(
+        painting=png, mel=mel, era=ex.era, painting_id=ex.painting_id,
+        clip_source_id=ex.clip_source_id, clip_offset_s=np.float32(ex.clip_offset_s),
+        notes_json=ex.clip.notes_json()))
+
+
+def _painting_png(ref, job: ShardJob) -> bytes | str:
+  """PNG bytes of the painting, or the reason it cannot be read."""
+  try:
+    return records.png_bytes(ref.load(job.mel_params.image_size, job.image_mode))
+  except OSError as e:  # includes images.UnreadableImageError and FileNotFoundError
+    return f'painting unreadable: {e}'
+
+
+# A clip may be dealt to several paintings: keep recent mels instead of recomputing them.
+@functools.lru_cache(maxsize=256)
+def _clip_mel(clip, params: audio.MelParams) -> np.ndarray | str:
+  try:
+    return clips.clip_mel(clip, params)
+  except (OSError, RuntimeError, ValueError) as e:  # soundfile errors are RuntimeError/OSError
+    return f'clip unreadable: {type(e).__name__}: {e}'
+
+
+@functools.lru_cache(maxsize=4)
+def _features(image_size: int, era_names: tuple[str, ...]):
+  return records.make_features(image_size, era_names)
+
+
+def _remove_own_tmp(path: str) -> None:
+  final = pathlib.Path(path)
+  tmp = final.with_name(f'.{final.name}.tmp-{os.getpid()}')
+  tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The pool.
+
+
+def resolve_workers(workers: int | None) -> int:
+  if workers is None or workers <= 0:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+               else os.cpu_count() or 1)
+  return workers
+
+
+def parallel_map(fn: Callable[[T], R], jobs: Sequence[T], workers: int, *, desc: str,
+                 unit: str = 'job', weight: Callable[[T], int] = lambda _: 1,
+                 on_result: Callable[[R], None] | None = None, progress: bool = True) -> list[R]:
+  """Run `fn` over `jobs` (in order of results = order of jobs), with a tqdm bar.
+
+  One worker runs in this process (no start-up cost, easy to debug). `on_result` is called in
+  the parent as each job finishes, so failures can be reported before the rest complete.
+  """
+  from tqdm import tqdm
+  results: list[Any] = [None] * len(jobs)
+  total = sum(weight(job) for job in jobs)
+  with tqdm(total=total, desc=desc, unit=unit, disable=not progress or not jobs,
+            dynamic_ncols=True, mininterval=1.0) as bar:
+    if workers <= 1 or len(jobs) <= 1:
+      for i, job in enumerate(jobs):
+        results[i] = fn(job)
+        _finish(results[i], job, bar, weight, on_result)
+      return results
+    context = multiprocessing.get_context('spawn')
+    with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)),
+                                                mp_context=context) as pool:
+      futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+      try:
+        for future in concurrent.futures.as_completed(futures):
+          i = futures[future]
+          results[i] = future.result()
+          _finish(results[i], jobs[i], bar, weight, on_result)
+      except BaseException:
+        for future in futures:
+          future.cancel()
+        raise
+  return results
+
+
+def _finish(result, job, bar, weight, on_result) -> None:
+  bar.update(weight(job))
+  if on_result is not None:
+    on_result(result)
