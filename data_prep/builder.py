@@ -78,9 +78,9 @@ class BuildOptions:
 
   @property
   def mel_params(self) -> audio.MelParams:
-    base = audio.default_mel_params(self.image_size, self.sample_rate)
-    return dataclasses.replace(base, clip_seconds=float(self.clip_seconds),
-                               n_fft=self.n_fft or base.n_fft)
+    n_fft = self.n_fft or audio.default_mel_params(self.image_size, self.sample_rate).n_fft
+    return audio.MelParams(sample_rate=self.sample_rate, image_size=self.image_size,
+                           clip_seconds=float(self.clip_seconds), n_fft=n_fft)
 
   @property
   def clip_settings(self) -> clips.ClipSettings:
@@ -194,14 +194,15 @@ def build_paired(sources: SourceSet, out_dir, opts: BuildOptions, era_set: Seque
     raise BuildError(f'{len(skipped)} inputs skipped under --strict, first: {skipped[0]}')
 
   probes = _probe(kept_recordings, sources, opts, workspace, n_workers)
-  candidates, clips_available = [], 0
-  rec_split = pairing.assign_splits(_ids_by_era((r.source_id, e) for r, e in kept_recordings),
+  skipped += [dict(kind='recording', id=r.source_id, reason=probes[r.source_id].probe.reason)
+              for r, _ in kept_recordings if not probes[r.source_id].probe.ok]
+  usable = [(r, era) for r, era in kept_recordings if probes[r.source_id].probe.ok]
+  # Splits are dealt among usable recordings only, so a bad file never empties a split.
+  rec_split = pairing.assign_splits(_ids_by_era((r.source_id, e) for r, e in usable),
                                     opts.val_fraction, opts.test_fraction)
-  for recording, era in kept_recordings:
+  candidates, clips_available = [], 0
+  for recording, era in usable:
     result = probes[recording.source_id]
-    if not result.probe.ok:
-      skipped.append(dict(kind='recording', id=recording.source_id, reason=result.probe.reason))
-      continue
     for offset in result.probe.offsets_s:
       ref = clips.AudioClip(result.audio_path, offset, result.probe.gain)
       candidates.append((pairing.Candidate(recording.source_id, offset, ref), era,
@@ -221,7 +222,7 @@ def build_paired(sources: SourceSet, out_dir, opts: BuildOptions, era_set: Seque
                      f'(see skipped reasons: {report_lib.reason_counts(skipped)})')
   inputs = dict(paintings_found=len(sources.paintings), paintings_used=len(kept_paintings) -
                 len(unpaired), recordings_found=len(sources.recordings),
-                recordings_used=sum(1 for r, _ in kept_recordings if probes[r.source_id].probe.ok),
+                recordings_used=len(usable),
                 clips_available=clips_available,
                 clips_skipped_silent=sum(p.probe.silent_clips for p in probes.values()))
   extra = dict(unmapped={'paintings': unmapped_p, 'recordings': unmapped_r},

@@ -71,6 +71,9 @@ def _prepare(midi_path, out_path: pathlib.Path, max_seconds: float | None,
       inst.notes = [n for n in inst.notes if n.start < max_seconds]
       for note in inst.notes:
         note.end = min(note.end, max_seconds)
+      # Later controller events would make FluidSynth render silence up to the original end.
+      inst.control_changes = [c for c in inst.control_changes if c.time < max_seconds]
+      inst.pitch_bends = [b for b in inst.pitch_bends if b.time < max_seconds]
     if program is not None and not inst.is_drum:
       inst.program = program
   midi.write(str(out_path))
