@@ -1,0 +1,179 @@
+"""The listening page (index.html) and its helpers: spectrogram colouring, Chromium checks.
+
+The page is static HTML with relative links, so the output folder can be zipped, served or opened
+from disk. A few lines of inline script record, on every <audio> element, whether the browser
+could load it (`data-state="ready"` and `data-duration`, or `data-state="error"`); a headless
+browser's `--dump-dom` then shows that every player works (`probe_audio_elements`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import tempfile
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+# Anchors of the 'magma' colormap (dark -> light), linearly interpolated: readable in print and
+# for colour-blind readers, and matplotlib is not a dependency.
+_MAGMA = np.array([(0, 0, 4), (28, 16, 68), (79, 18, 123), (129, 37, 129), (181, 54, 122),
+                   (229, 80, 100), (251, 135, 97), (254, 194, 135), (252, 253, 191)], np.float32)
+
+
+def colorize_mel(image: np.ndarray) -> np.ndarray:
+  """Mel image (H, W) in [-1, 1] (low bands in the last row) -> uint8 RGB (H, W, 3), magma."""
+  x = (np.clip(np.asarray(image, np.float32), -1.0, 1.0) + 1.0) / 2.0 * (len(_MAGMA) - 1)
+  low = np.minimum(np.floor(x).astype(int), len(_MAGMA) - 2)
+  frac = (x - low)[..., None]
+  return np.round(_MAGMA[low] * (1 - frac) + _MAGMA[low + 1] * frac).astype(np.uint8)
+
+
+def save_mel_png(image: np.ndarray, path: str | os.PathLike) -> None:
+  Image.fromarray(colorize_mel(image), mode='RGB').save(path)
+
+
+@dataclasses.dataclass(frozen=True)
+class GalleryEntry:
+  """One card of the page; file fields are paths relative to the page's folder."""
+
+  title: str
+  painting: str
+  spectrogram: str
+  audio: str
+  era_label: str | None = None  # the dataset's era for split examples
+  era_predicted: str | None = None  # the era classifier's reading of the generated mel
+  reference_audio: str | None = None
+  reference_spectrogram: str | None = None
+  source: str = ''  # where the input came from (file path or painting id)
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 24px; background: #faf8f5; color: #222; }
+h1 { font-size: 1.4em; margin-bottom: 0.2em; }
+.meta { color: #666; margin-bottom: 1.5em; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(280px, 1fr)); gap: 18px; }
+.card { background: #fff; border-radius: 8px; padding: 12px; box-shadow: 0 1px 4px #0002; }
+.card h2 { font-size: 0.95em; margin: 0 0 8px; overflow-wrap: anywhere; }
+.pair { display: flex; gap: 6px; }
+.pair figure { margin: 0; flex: 1; }
+.pair img { width: 100%; aspect-ratio: 1; image-rendering: pixelated; display: block; }
+figcaption { font-size: 0.75em; color: #777; text-align: center; }
+audio { width: 100%; margin-top: 8px; }
+.era { font-size: 0.85em; margin-top: 6px; }
+details { font-size: 0.85em; margin-top: 6px; }
+.skipped { margin-top: 2em; color: #a33; font-size: 0.85em; }
+"""
+
+# Records each player's load state on the element itself (see the module docstring).
+_AUDIO_PROBE = """
+for (const a of document.querySelectorAll('audio')) {
+  const mark = () => { a.dataset.state = 'ready'; a.dataset.duration = a.duration.toFixed(3); };
+  a.addEventListener('loadedmetadata', mark);
+  a.addEventListener('error', () => { a.dataset.state = 'error'; });
+  if (a.readyState >= 1) mark();
+  a.load();
+}
+"""
+
+
+def _card(entry: GalleryEntry) -> str:
+  e = lambda s: html.escape(str(s), quote=True)
+  era_lines = []
+  if entry.era_predicted is not None:
+    era_lines.append(f'sounds like: <b>{e(entry.era_predicted)}</b>')
+  if entry.era_label is not None:
+    era_lines.append(f'labelled: {e(entry.era_label)}')
+  reference = ''
+  if entry.reference_audio:
+    reference = (f'<details><summary>reference (the dataset\'s music)</summary>'
+                 f'<img src="{e(entry.reference_spectrogram)}" alt="reference spectrogram" '
+                 f'style="width:50%;image-rendering:pixelated">'
+                 f'<audio controls preload="metadata" src="{e(entry.reference_audio)}"></audio>'
+                 f'</details>')
+  return (f'<div class="card"><h2 title="{e(entry.source)}">{e(entry.title)}</h2>'
+          f'<div class="pair"><figure><img src="{e(entry.painting)}" alt="painting">'
+          f'<figcaption>painting</figcaption></figure>'
+          f'<figure><img src="{e(entry.spectrogram)}" alt="generated spectrogram">'
+          f'<figcaption>generated mel</figcaption></figure></div>'
+          f'<audio controls preload="metadata" src="{e(entry.audio)}"></audio>'
+          f'<div class="era">{" &middot; ".join(era_lines)}</div>{reference}</div>')
+
+
+def write_gallery(out_dir: str | os.PathLike, entries: Sequence[GalleryEntry], *, title: str,
+                  subtitle: str = '', skipped: Sequence[tuple[str, str]] = ()) -> pathlib.Path:
+  """Write `<out_dir>/index.html` with one card per entry and a list of skipped inputs."""
+  e = lambda s: html.escape(str(s), quote=True)
+  skipped_html = ''
+  if skipped:
+    items = ''.join(f'<li>{e(path)}: {e(reason)}</li>' for path, reason in skipped)
+    skipped_html = f'<div class="skipped">Skipped {len(skipped)} input(s):<ul>{items}</ul></div>'
+  page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+          f'<title>{e(title)}</title><style>{_STYLE}</style></head><body>'
+          f'<h1>{e(title)}</h1><div class="meta">{e(subtitle)}</div>'
+          f'<div class="grid">{"".join(_card(x) for x in entries)}</div>{skipped_html}'
+          f'<script>{_AUDIO_PROBE}</script></body></html>\n')
+  path = pathlib.Path(out_dir) / 'index.html'
+  path.write_text(page, encoding='utf-8')
+  return path
+
+
+# ------------------------------------------------------------------------------------------------
+# Headless Chromium: screenshot and audio check.
+# ------------------------------------------------------------------------------------------------
+
+CHROMIUM_FLAGS = ('--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                  '--mute-audio', '--autoplay-policy=no-user-gesture-required')
+
+
+def find_chromium() -> str:
+  for name in ('chromium', 'chromium-browser', 'google-chrome'):
+    path = shutil.which(name)
+    if path:
+      return path
+  raise FileNotFoundError('no Chromium found (Debian: apt-get install chromium)')
+
+
+def _run_chromium(args: Sequence[str], timeout_s: float) -> str:
+  with tempfile.TemporaryDirectory() as profile:
+    result = subprocess.run([find_chromium(), *CHROMIUM_FLAGS, f'--user-data-dir={profile}',
+                             *args], capture_output=True, text=True, timeout=timeout_s)
+  if result.returncode != 0:
+    raise RuntimeError(f'chromium failed ({result.returncode}): {result.stderr[-2000:]}')
+  return result.stdout
+
+
+def render_screenshot(index_html: str | os.PathLike, png_path: str | os.PathLike, *,
+                      width: int = 1200, height: int = 1600, timeout_s: float = 120) -> pathlib.Path:
+  """Screenshot of the page as headless Chromium renders it."""
+  png_path = pathlib.Path(png_path).resolve()
+  _run_chromium([f'--screenshot={png_path}', f'--window-size={width},{height}',
+                 '--virtual-time-budget=5000', pathlib.Path(index_html).resolve().as_uri()],
+                timeout_s)
+  if not png_path.exists():
+    raise RuntimeError(f'chromium ran but wrote no screenshot to {png_path}')
+  return png_path
+
+
+_AUDIO_TAG = re.compile(r'<audio\b[^>]*>')
+_ATTR = re.compile(r'([\w-]+)="([^"]*)"')
+
+
+def probe_audio_elements(index_html: str | os.PathLike, timeout_s: float = 120) -> list[dict]:
+  """Load the page in headless Chromium; per <audio>: src, state ('ready'/'error'/None), duration."""
+  dom = _run_chromium(['--virtual-time-budget=10000', '--dump-dom',
+                       pathlib.Path(index_html).resolve().as_uri()], timeout_s)
+  found = []
+  for tag in _AUDIO_TAG.findall(dom):
+    attrs = dict(_ATTR.findall(tag))
+    duration = attrs.get('data-duration')
+    found.append({'src': html.unescape(attrs.get('src', '')), 'state': attrs.get('data-state'),
+                  'duration': float(duration) if duration else None})
+  return found
