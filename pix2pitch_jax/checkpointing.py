@@ -1,0 +1,139 @@
+"""Orbax checkpoints: the one home for saving, resuming and loading training state.
+
+One checkpoint per saved step under `<workdir>/checkpoints/<step>/`, with these items:
+
+    generator       {'params', 'batch_stats'} of the U-Net (all inference needs)
+    discriminator   {'params', 'batch_stats'} of the PatchGAN
+    opt_state       {'generator', 'discriminator'} optax Adam states
+    progress        {'step', 'rng'}
+    data_iterator   the grain iterator position, one JSON file per process
+
+Saves are asynchronous (the device->host copy happens before `save` returns, so the train step
+may donate the buffers right after); the last `keep` checkpoints are kept (`LatestN`
+preservation policy). A checkpoint that fails to restore is logged and the previous one is
+tried. A SIGTERM (single process) or a preemption notice (multi-process, via jax.distributed)
+asks the training loop to save and stop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+from orbax.checkpoint import checkpoint_managers
+
+CHECKPOINT_DIR = 'checkpoints'
+MODEL_ITEMS = ('generator', 'discriminator', 'opt_state', 'progress')
+ITERATOR_ITEM = 'data_iterator'
+
+
+class NoRestorableCheckpointError(RuntimeError):
+  """Checkpoints exist but none of them could be restored."""
+
+
+def checkpoint_dir(workdir: str | os.PathLike) -> str:
+  return os.path.join(os.path.abspath(os.fspath(workdir)), CHECKPOINT_DIR)
+
+
+class Checkpointer:
+  """Save/restore of the full training state (a dict of the MODEL_ITEMS) + data iterator."""
+
+  def __init__(self, workdir: str | os.PathLike, *, save_every_steps: int = 1000, keep: int = 3,
+               read_only: bool = False):
+    options = ocp.CheckpointManagerOptions(
+        save_interval_steps=max(1, save_every_steps),
+        preservation_policy=checkpoint_managers.LatestN(n=max(1, keep)),
+        enable_async_checkpointing=True,
+        cleanup_tmp_directories=True,  # half-written saves of a killed run
+        read_only=read_only,
+        create=not read_only)
+    self.directory = checkpoint_dir(workdir)
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def all_steps(self) -> list[int]:
+    return sorted(self._manager.all_steps())
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def save(self, step: int, state: dict[str, Any], data_iterator: Any = None, *,
+           force: bool = False) -> bool:
+    """Start an async save if `step` is due (or `force`); returns whether it saves."""
+    args = {name: ocp.args.StandardSave(state[name]) for name in MODEL_ITEMS}
+    if data_iterator is not None:
+      args[ITERATOR_ITEM] = grain.checkpoint.CheckpointSave(data_iterator)
+    return self._manager.save(step, args=ocp.args.Composite(**args), force=force)
+
+  def restore(self, abstract_state: dict[str, Any], data_iterator: Any = None, *,
+              step: int | None = None) -> tuple[int, dict[str, Any]] | None:
+    """Restore `step` (default: the newest restorable) into `abstract_state`'s shardings.
+
+    `abstract_state` holds jax.ShapeDtypeStructs (with shardings) for a subset of MODEL_ITEMS;
+    only those items are read. Returns (step, state) or None when there is no checkpoint.
+    The data iterator, if given, is restored in place.
+    """
+    steps = [step] if step is not None else self.all_steps()[::-1]
+    if not steps:
+      return None
+    for candidate in steps:
+      try:
+        return candidate, self._restore_step(candidate, abstract_state, data_iterator)
+      except Exception as e:  # noqa: BLE001 -- any failure means "try the previous one"
+        logging.error('Checkpoint %d in %s failed to restore (%s: %s)%s', candidate,
+                      self.directory, type(e).__name__, str(e).splitlines()[0] if str(e) else '',
+                      '; trying the previous one' if candidate != steps[-1] else '')
+    raise NoRestorableCheckpointError(
+        f'none of the checkpoints {steps} in {self.directory} could be restored (see log)')
+
+  def _restore_step(self, step: int, abstract_state: dict[str, Any],
+                    data_iterator: Any) -> dict[str, Any]:
+    args = {name: ocp.args.StandardRestore(abstract_state[name]) for name in abstract_state}
+    if data_iterator is not None:
+      args[ITERATOR_ITEM] = grain.checkpoint.CheckpointRestore(data_iterator)
+    restored = self._manager.restore(step, args=ocp.args.Composite(**args))
+    return {name: restored[name] for name in abstract_state}
+
+  def reached_preemption(self, step: int) -> bool:
+    """True when a multi-process job got a preemption notice (synchronised over hosts)."""
+    return jax.process_count() > 1 and self._manager.reached_preemption(step)
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+
+class StopSignal:
+  """Turns SIGTERM (and SIGINT) into a flag the training loop polls, then saves and exits.
+
+  Only installable from the main thread of a single process; in a multi-process job orbax's
+  preemption sync (`Checkpointer.reached_preemption`) is the mechanism.
+  """
+
+  def __init__(self, signals=(signal.SIGTERM,)):
+    self.received: int | None = None
+    self._signals = signals
+    self._previous: dict[int, Any] = {}
+
+  def __enter__(self) -> 'StopSignal':
+    if threading.current_thread() is threading.main_thread():
+      for sig in self._signals:
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+  def _handle(self, signum, frame) -> None:
+    del frame
+    logging.warning('Received signal %d: saving a checkpoint and stopping.', signum)
+    self.received = signum
