@@ -316,23 +316,31 @@ def _window_envelope(params: MelParams, n_frames: int) -> np.ndarray:
 
 def griffin_lim(magnitude: jax.Array, params: MelParams, key: jax.Array | None = None, *,
                 n_iter: int = 32, momentum: float = 0.99, length: int | None = None) -> jax.Array:
-  """Fast Griffin-Lim (Perraudin et al. 2013, librosa's `griffinlim`), batched: (B, bins, T) -> (B, length).
+  """Fast Griffin-Lim (Perraudin et al. 2013; librosa's `griffinlim`) on a batch, jitted and
+  vmapped: linear magnitudes (B, 1 + n_fft // 2, T) -> audio (B, length).
 
-  `key` draws a uniformly random initial phase per clip; None starts from zero phase (librosa's
-  `init=None`), which makes the result deterministic. `length` defaults to hop * (T - 1), what
-  librosa returns; phase updates keep T frames whatever the length.
+  `key`: one PRNG key (split into one per clip) or a (B,) array of keys, one per clip, for a
+  uniformly random initial phase; None starts from zero phase (librosa's `init=None`).
+  `length` defaults to hop * (T - 1), as librosa; the updates keep T frames whatever the length.
   """
   magnitude = jnp.asarray(magnitude, jnp.float32)
   if magnitude.ndim != 3 or magnitude.shape[1] != 1 + params.n_fft // 2:
     raise ValueError(f'expected magnitude (batch, {1 + params.n_fft // 2}, frames), '
                      f'got {magnitude.shape}')
   length = params.hop_length * (magnitude.shape[-1] - 1) if length is None else length
+  return _griffin_lim(magnitude, _initial_phase(key, magnitude.shape), params, n_iter, momentum,
+                      length)
+
+
+def _initial_phase(key: jax.Array | None, shape: tuple[int, ...]) -> jax.Array:
   if key is None:
-    phase = jnp.zeros(magnitude.shape, jnp.float32)
-  else:
-    keys = jax.random.split(key, magnitude.shape[0])
-    phase = jax.vmap(lambda k: jax.random.uniform(k, magnitude.shape[1:]))(keys) * 2 * np.pi
-  return _griffin_lim(magnitude, phase, params, n_iter, momentum, length)
+    return jnp.zeros(shape, jnp.float32)
+  if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    key = jax.random.wrap_key_data(key)  # legacy uint32 PRNGKey(s)
+  keys = jax.random.split(key, shape[0]) if key.ndim == 0 else key
+  if keys.shape != (shape[0],):
+    raise ValueError(f'expected one key or {shape[0]} keys, got keys of shape {keys.shape}')
+  return jax.vmap(lambda k: jax.random.uniform(k, shape[1:]))(keys) * (2 * np.pi)
 
 
 @functools.partial(jax.jit, static_argnames=('params', 'n_iter', 'momentum', 'length'))
@@ -369,7 +377,8 @@ def mel_image_to_audio(images: Any, params: MelParams, n_iter: int = 64,
   """Mel images (B, n_mels, n_frames) in [-1, 1] -> float32 audio (B, clip_samples).
 
   The full inverse of `audio_to_mel_image`: image -> power mel -> non-negative linear magnitude
-  -> fast Griffin-Lim with momentum 0.99. `key` as in `griffin_lim` (None: zero initial phase).
+  -> fast Griffin-Lim with momentum 0.99. `key` as in `griffin_lim`: one key, one per image, or
+  None for zero initial phase.
   """
   images = jnp.asarray(images, jnp.float32)
   if images.ndim != 3 or images.shape[1:] != (params.n_mels, params.n_frames):

@@ -138,10 +138,12 @@ def griffin_lim_consistency(images: Any, audio_clips: Any, params: audio.MelPara
   the image's mel amplitude and the mel amplitude of its own Griffin-Lim reconstruction
   `audio_clips` (B, samples). 0 for a consistent spectrogram; generated mels that no signal could
   produce score higher."""
-  target = jnp.sqrt(audio.image_to_power_mel(jnp.asarray(images, jnp.float32), params))
-  rebuilt_db = audio.power_mel_to_db(audio.power_mel(jnp.asarray(audio_clips), params), params)
-  # Apply the image's own [min_db, max_db] clipping so the floor does not count as an error.
-  rebuilt = jnp.sqrt(audio.image_to_power_mel(audio.db_to_image(rebuilt_db, params), params))
+  target_db = audio.image_to_db(jnp.asarray(images, jnp.float32), params)
+  rebuilt_power = audio.power_mel(jnp.asarray(audio_clips, jnp.float32), params)
+  rebuilt_db = 10.0 * jnp.log10(jnp.maximum(rebuilt_power, params.amin) / params.ref_power)
+  # Clip to the image's own [min_db, max_db] range so the silence floor does not count as error.
+  rebuilt_db = jnp.clip(rebuilt_db, params.min_db, params.max_db)
+  target, rebuilt = 10.0 ** (target_db / 20.0), 10.0 ** (rebuilt_db / 20.0)
   return spectral_convergence(target, rebuilt)
 
 

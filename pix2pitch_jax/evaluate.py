@@ -1,0 +1,36 @@
+"""Evaluate a trained generator: every metric, next to the baselines, for one checkpoint.
+
+    python -m pix2pitch_jax.evaluate --workdir=runs/p256 [--checkpoint=latest|STEP] [--split=test]
+
+Writes <workdir>/eval/metrics_<step>.json and report_<step>.md and TensorBoard scalars under
+<workdir>/tensorboard/eval; trains and caches the era classifier in <workdir>/era_classifier/ on
+first use. Metrics and outputs: docs/evaluation.md.
+"""
+
+from absl import app, flags
+
+from pix2pitch_jax import evaluation, generation
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).',
+                               required=True)
+_CHECKPOINT = flags.DEFINE_string('checkpoint', 'latest', "'latest' or a step number.")
+_SPLIT = flags.DEFINE_string('split', 'test', 'Dataset split to evaluate on.')
+_MAX_EXAMPLES = flags.DEFINE_integer('max_examples', None, 'Evaluate on the first N examples.')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', 8, 'Batch size (rounded up to the device count).')
+_GL_ITERS = flags.DEFINE_integer('griffin_lim_iters', 32, 'Griffin-Lim iterations per clip.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Griffin-Lim initial phases.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  result = evaluation.evaluate(
+      _WORKDIR.value, generation.parse_checkpoint(_CHECKPOINT.value), _SPLIT.value,
+      _MAX_EXAMPLES.value, batch_size=_BATCH_SIZE.value, griffin_lim_iters=_GL_ITERS.value,
+      seed=_SEED.value)
+  print(open(result['report_md'], encoding='utf-8').read())
+  print(f'metrics: {result["metrics_json"]}\nreport:  {result["report_md"]}')
+
+
+if __name__ == '__main__':
+  app.run(main)

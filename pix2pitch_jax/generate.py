@@ -1,0 +1,42 @@
+"""Turn images (paintings, photos, sketches; any size or mode) or a dataset split into music.
+
+    python -m pix2pitch_jax.generate --workdir=runs/p256 --images=my_photos/ --out=listen/
+    python -m pix2pitch_jax.generate --workdir=runs/p256 --split=test --out=listen_test/
+
+Writes <out>/<name>.wav, <name>_mel.png, <name>_painting.png (and, for a split, the reference
+<name>_reference.wav) plus <out>/index.html, a page to look and listen. Files that are not
+readable images are reported and skipped. Same seed, same audio.
+"""
+
+from absl import app, flags
+
+from pix2pitch_jax import generation
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).',
+                               required=True)
+_IMAGES = flags.DEFINE_string('images', None, 'Folder of images (searched recursively).')
+_SPLIT = flags.DEFINE_string('split', None, 'Or: a split of the training dataset, e.g. test.')
+_OUT = flags.DEFINE_string('out', None, 'Output folder.', required=True)
+_CHECKPOINT = flags.DEFINE_string('checkpoint', 'latest', "'latest' or a step number.")
+_MAX_EXAMPLES = flags.DEFINE_integer('max_examples', None, 'Use only the first N inputs.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Griffin-Lim initial phases.')
+_GL_ITERS = flags.DEFINE_integer('griffin_lim_iters', 64, 'Griffin-Lim iterations per clip.')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', 8, 'Batch size (rounded up to the device count).')
+
+flags.mark_flags_as_mutual_exclusive(['images', 'split'], required=True)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  result = generation.generate(
+      _WORKDIR.value, _OUT.value, images_dir=_IMAGES.value, split=_SPLIT.value,
+      checkpoint=generation.parse_checkpoint(_CHECKPOINT.value), max_examples=_MAX_EXAMPLES.value,
+      seed=_SEED.value, griffin_lim_iters=_GL_ITERS.value, batch_size=_BATCH_SIZE.value)
+  for path, reason in result['skipped']:
+    print(f'skipped {path}: {reason}')
+  print(f'{result["count"]} clip(s) from step {result["step"]}; open {result["index_html"]}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,98 @@
+"""The evaluation job on a tiny workdir: every metric present, model vs baselines, outputs."""
+
+import json
+import pathlib
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from pix2pitch_jax import era_classifier, evaluation, records
+
+TINY_CLASSIFIER = era_classifier.ClassifierConfig(features=(8, 16), embedding_dim=16,
+                                                  num_steps=30, batch_size=8)
+
+
+class CopyingGenerator:
+  """Stand-in for inference.LoadedGenerator: the tiny dataset's own painting -> mel rule, so
+  the 'model' must beat both baselines."""
+
+  def __init__(self, data_dir, step=4):
+    self.config = types.SimpleNamespace(data_dir=data_dir)
+    self.meta = records.read_meta(data_dir)
+    self.image_size = self.meta.image_size
+    self.step = step
+
+  def generate(self, paintings, eras=None):
+    del eras
+    return np.asarray(paintings, np.float32).mean(axis=-1) / 127.5 - 1.0
+
+
+@pytest.fixture
+def stub_workdir(tiny_dataset, tmp_path, monkeypatch):
+  fake = types.ModuleType('pix2pitch_jax.inference')
+  fake.load_generator = lambda workdir, checkpoint='latest': CopyingGenerator(tiny_dataset)
+  monkeypatch.setitem(sys.modules, 'pix2pitch_jax.inference', fake)
+  import pix2pitch_jax
+  monkeypatch.setattr(pix2pitch_jax, 'inference', fake, raising=False)
+  return tmp_path / 'workdir'
+
+
+def test_evaluate_writes_every_metric_with_baselines(stub_workdir):
+  result = evaluation.evaluate(stub_workdir, split='test', griffin_lim_iters=4,
+                               classifier_config=TINY_CLASSIFIER)
+  m = result['metrics']
+  assert m['step'] == 4 and m['num_examples'] == 4
+  for system in evaluation.SYSTEMS:
+    for key in evaluation.IMAGE_METRICS + ('griffin_lim_consistency', 'era_accuracy',
+                                           'era_accuracy_real', 'frechet_distance', 'diversity',
+                                           'diversity_ratio', 'chroma_distance',
+                                           'spectral_centroid_hz/difference'):
+      assert key in m[system], (system, key)
+    assert set(m[system]['per_era']) == {'baroque', 'romanticism'}
+  # The copying generator reproduces the reference (up to its float16 storage): near-perfect
+  # scores, better than the baselines.
+  assert m['model']['l1_db'] < 0.05 and m['model']['ssim'] > 0.999
+  assert m['model']['l1_db'] < m['retrieval']['l1_db']
+  assert m['model']['l1_db'] < m['era_mean']['l1_db']
+  assert m['model']['frechet_distance'] < 1e-3
+  assert m['model']['diversity_ratio'] == pytest.approx(1.0, abs=1e-3)
+  # The era mean is one mel per era: no diversity within an era.
+  assert m['era_mean']['diversity'] == pytest.approx(0.0, abs=1e-6)
+  assert 0.0 <= m['real']['era_accuracy'] <= 1.0
+
+  on_disk = json.loads(pathlib.Path(result['metrics_json']).read_text())
+  assert on_disk['model']['l1_db'] == pytest.approx(m['model']['l1_db'])
+  report = pathlib.Path(result['report_md']).read_text()
+  assert '| l1_db |' in report and '## Per era' in report and '| baroque |' in report
+  assert pathlib.Path(result['metrics_json']).name == 'metrics_4.json'
+  assert list((stub_workdir / 'tensorboard' / 'eval').glob('events.out.tfevents.*'))
+  assert (stub_workdir / 'era_classifier' / era_classifier.INFO_FILE).exists()
+
+
+def test_retrieval_finds_the_same_painting(tiny_dataset):
+  summary = evaluation.summarize_training_split(tiny_dataset, num_eras=2)
+  train = evaluation.load_eval_set(tiny_dataset, 'train', max_examples=5)
+  np.testing.assert_allclose(evaluation.retrieval_mels(summary, train.paintings), train.mels,
+                             atol=1e-3)
+  assert summary.era_means.shape == (2, 32, 32)
+  np.testing.assert_allclose(evaluation.era_mean_mels(summary, np.array([1, 0]))[1],
+                             summary.era_means[0])
+
+
+def test_note_metrics_on_real_transcribable_mels():
+  from pix2pitch_jax import audio
+  params = audio.MelParams(image_size=128, clip_seconds=4.0, n_fft=2048)
+  t = np.arange(params.clip_samples) / params.sample_rate
+  y = np.where((t > 1.0) & (t < 1.6), 0.3 * np.sin(2 * np.pi * 440.0 * t), 0.0)
+  mel = audio.audio_to_mel_image(y.astype(np.float32), params)
+  scores = evaluation.note_metrics(['[[1.0, 0.6, 69, 80, 73]]', ''],
+                                   np.stack([mel, mel]), params)
+  assert scores['onset_f1'].tolist() == [1.0] and scores['rows'].tolist() == [0]
+  assert evaluation.note_metrics(['', ''], np.stack([mel, mel]), params) is None
+
+
+def test_json_has_no_nan_or_infinity():
+  safe = evaluation._json_safe({'a': float('inf'), 'b': [float('nan'), 1.0]})
+  assert json.loads(json.dumps(safe, allow_nan=False)) == {'a': 'inf', 'b': [None, 1.0]}
