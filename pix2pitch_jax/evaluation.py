@@ -294,7 +294,7 @@ def evaluate(workdir: str | os.PathLike, checkpoint: str | int = 'latest', split
   summary = summarize_training_split(data_dir, len(era_names))
   mels = {
       'model': generation.generate_mels(generator, reference.paintings, reference.eras,
-                                        batch_size, mesh),
+                                        batch_size),
       'retrieval': retrieval_mels(summary, reference.paintings),
       'era_mean': era_mean_mels(summary, reference.eras),
   }

@@ -83,14 +83,16 @@ def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
 
 
 def generate_mels(generator: Any, paintings: np.ndarray, eras: np.ndarray | None,
-                  batch_size: int = DEFAULT_BATCH_SIZE, mesh: jax.sharding.Mesh | None = None,
-                  ) -> np.ndarray:
-  """uint8 paintings (N, S, S, 3) (+ eras (N,)) -> generated mel images (N, S, S) in [-1, 1]."""
+                  batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+  """uint8 paintings (N, S, S, 3) (+ eras (N,)) -> generated mel images (N, S, S) in [-1, 1].
+
+  `generator` is an `inference.LoadedGenerator`, which pads and shards each batch itself.
+  """
   arrays = {'paintings': np.asarray(paintings, np.uint8)}
   if eras is not None:
     arrays['eras'] = np.asarray(eras, np.int32)
   return map_in_batches(lambda paintings, eras=None: generator.generate(paintings, eras),
-                        arrays, batch_size, mesh, progress='generate mels').astype(np.float32)
+                        arrays, batch_size, progress='generate mels').astype(np.float32)
 
 
 def mels_to_audio(mels: np.ndarray, params: audio.MelParams, *, n_iter: int = 64, seed: int = 0,
@@ -204,6 +206,18 @@ def write_wav(path: str | os.PathLike, clip: np.ndarray, sample_rate: int) -> No
   soundfile.write(str(path), clip, sample_rate, subtype='PCM_16')
 
 
+def _conditioning_eras(inputs: Sequence[GenerationInput], era: str | None,
+                       era_names: Sequence[str]) -> np.ndarray | None:
+  """Era indices to condition on: the labels of split examples, else `era` for all, else None."""
+  if era is not None:
+    if era not in era_names:
+      raise ValueError(f'era {era!r} is not one of the dataset\'s eras {tuple(era_names)}')
+    return np.full(len(inputs), list(era_names).index(era), np.int32)
+  if all(x.era is not None for x in inputs):
+    return np.asarray([x.era for x in inputs], np.int32)
+  return None
+
+
 def _predicted_eras(workdir: pathlib.Path, mels: np.ndarray) -> list[str] | None:
   """Era names the cached era classifier hears in the mels; None when there is no classifier."""
   from pix2pitch_jax import era_classifier
@@ -219,8 +233,12 @@ def _predicted_eras(workdir: pathlib.Path, mels: np.ndarray) -> list[str] | None
 def generate(workdir: str | os.PathLike, out_dir: str | os.PathLike, *,
              images_dir: str | os.PathLike | None = None, split: str | None = None,
              checkpoint: str | int = 'latest', max_examples: int | None = None, seed: int = 0,
-             griffin_lim_iters: int = 64, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
+             griffin_lim_iters: int = 64, batch_size: int = DEFAULT_BATCH_SIZE,
+             era: str | None = None) -> dict[str, Any]:
   """Turn a folder of images or a dataset split into WAVs, spectrogram PNGs and index.html.
+
+  `era` (a name from the dataset's eras) conditions an era-conditioned generator on images from a
+  folder; split examples use their own label.
 
   Returns {'index_html', 'manifest', 'out_dir', 'step', 'count', 'skipped': [(path, reason)]}.
   """
@@ -241,8 +259,8 @@ def generate(workdir: str | os.PathLike, out_dir: str | os.PathLike, *,
                generator.step)
 
   mesh = sharding.make_mesh()
-  eras = None if split is None else np.asarray([x.era for x in inputs], np.int32)
-  mels = generate_mels(generator, np.stack([x.painting for x in inputs]), eras, batch_size, mesh)
+  eras = _conditioning_eras(inputs, era, era_names)
+  mels = generate_mels(generator, np.stack([x.painting for x in inputs]), eras, batch_size)
   clips = mels_to_audio(mels, params, n_iter=griffin_lim_iters, seed=seed, batch_size=batch_size,
                         mesh=mesh)
   references = None

@@ -96,3 +96,32 @@ def test_note_metrics_on_real_transcribable_mels():
 def test_json_has_no_nan_or_infinity():
   safe = evaluation._json_safe({'a': float('inf'), 'b': [float('nan'), 1.0]})
   assert json.loads(json.dumps(safe, allow_nan=False)) == {'a': 'inf', 'b': [None, 1.0]}
+
+
+def train_tiny_workdir(data_dir, workdir):
+  """The demo config shrunk to the tiny dataset: 4 training steps of an ngf=8 pix2pix."""
+  import importlib.util
+  import jax
+  from pix2pitch_jax import trainer
+  spec = importlib.util.spec_from_file_location('demo_config', 'experiments/demo.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.data_dir, config.image_size, config.num_train_steps = str(data_dir), 32, 4
+  config.model.ngf = config.model.ndf = 8
+  config.batch_size = jax.device_count()  # one example per device
+  trainer.train_and_evaluate(config, str(workdir))
+  return workdir
+
+
+@pytest.mark.slow
+def test_evaluate_a_real_checkpoint(tiny_dataset, tmp_path):
+  workdir = train_tiny_workdir(tiny_dataset, tmp_path / 'trained')
+  result = evaluation.evaluate(workdir, checkpoint=4, split='test', max_examples=3,
+                               griffin_lim_iters=2, classifier_config=TINY_CLASSIFIER)
+  m = result['metrics']
+  assert m['step'] == 4 and m['num_examples'] == 3
+  for system in evaluation.SYSTEMS:
+    assert np.isfinite([m[system][k] for k in evaluation.IMAGE_METRICS[:5]]).all()
+  assert (workdir / 'eval' / 'metrics_4.json').exists()
+  assert (workdir / 'eval' / 'report_4.md').exists()
