@@ -8,7 +8,12 @@ must match; the time excludes JAX's one-off compile, which is printed separately
     python bench/griffin_lim.py [--batch=16] [--iters=32]
 """
 
+import os
+import sys
 import time
+
+# Runnable as a plain script from the repository root (make bench).
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
 import jax  # noqa: E402
 import librosa  # noqa: E402

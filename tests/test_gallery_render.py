@@ -1,0 +1,78 @@
+"""The gallery in headless Chromium: it renders, and every audio player loads a valid WAV."""
+
+import pathlib
+import shutil
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from pix2pitch_jax import gallery, generation, records
+
+pytestmark = pytest.mark.skipif(
+    not any(shutil.which(n) for n in ('chromium', 'chromium-browser', 'google-chrome')),
+    reason='needs Chromium (make setup installs it)')
+
+
+def test_colorize_mel_is_magma_from_dark_to_light():
+  rgb = gallery.colorize_mel(np.array([[-1.0, 0.0, 1.0]]))
+  assert rgb.dtype == np.uint8 and rgb.shape == (1, 3, 3)
+  assert tuple(rgb[0, 0]) == (0, 0, 4) and tuple(rgb[0, 2]) == (252, 253, 191)
+  assert rgb[0, 0].sum() < rgb[0, 1].sum() < rgb[0, 2].sum()
+
+
+@pytest.fixture
+def generated_gallery(tiny_dataset, tmp_path, monkeypatch):
+  """A split gallery (generated + reference audio) written by generation.generate."""
+
+  class Generator:
+    config = types.SimpleNamespace(data_dir=tiny_dataset)
+    meta = records.read_meta(tiny_dataset)
+    image_size, step = 32, 1
+
+    def generate(self, paintings, eras=None):
+      return np.asarray(paintings, np.float32).mean(axis=-1) / 127.5 - 1.0
+
+  fake = types.ModuleType('pix2pitch_jax.inference')
+  fake.load_generator = lambda workdir, checkpoint='latest': Generator()
+  monkeypatch.setitem(sys.modules, 'pix2pitch_jax.inference', fake)
+  result = generation.generate(tmp_path / 'workdir', tmp_path / 'gallery', split='test',
+                               max_examples=2, griffin_lim_iters=2)
+  return pathlib.Path(result['index_html'])
+
+
+def test_gallery_renders_with_working_audio(generated_gallery, tmp_path):
+  players = gallery.probe_audio_elements(generated_gallery)
+  assert len(players) == 4  # 2 generated + 2 references
+  for player in players:
+    wav = generated_gallery.parent / player['src']
+    info = soundfile.info(wav)
+    assert info.format == 'WAV' and info.samplerate == 22_050 and info.frames == 44_100
+    assert player['state'] == 'ready' and player['duration'] == pytest.approx(2.0, abs=0.01)
+
+  png = tmp_path / 'shot.png'
+  out = subprocess.run([sys.executable, 'scripts/screenshot_gallery.py',
+                        f'--index={generated_gallery}', f'--out={png}', '--width=900',
+                        '--height=700'], capture_output=True, text=True, timeout=180)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert '4/4 audio players loaded' in out.stdout
+  with Image.open(png) as shot:
+    assert shot.size == (900, 700)
+    pixels = np.asarray(shot.convert('RGB'))
+  assert pixels.std() > 10  # something was drawn, not a blank page
+
+
+def test_a_broken_audio_file_is_reported(tmp_path):
+  soundfile.write(tmp_path / 'good.wav', np.zeros(2205, np.float32), 22_050)
+  (tmp_path / 'bad.wav').write_bytes(b'RIFF....not audio')
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'p.png')
+  entries = [gallery.GalleryEntry('good', 'p.png', 'p.png', 'good.wav'),
+             gallery.GalleryEntry('bad <name>', 'p.png', 'p.png', 'bad.wav')]
+  page = gallery.write_gallery(tmp_path, entries, title='t')
+  assert 'bad &lt;name&gt;' in page.read_text()
+  states = {p['src']: p['state'] for p in gallery.probe_audio_elements(page)}
+  assert states == {'good.wav': 'ready', 'bad.wav': 'error'}
