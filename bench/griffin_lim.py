@@ -48,7 +48,8 @@ def magnitudes(clips: np.ndarray, params: audio.MelParams) -> np.ndarray:
 
 def consistency(mags: np.ndarray, audio_out: np.ndarray, params: audio.MelParams) -> float:
   rebuilt = np.abs(np.asarray(audio.stft(jax.numpy.asarray(audio_out), params)))
-  return float(np.mean(np.asarray(metrics.spectral_convergence(mags, rebuilt[..., :mags.shape[-1]]))))
+  rebuilt = rebuilt[..., :mags.shape[-1]]
+  return float(np.mean(np.asarray(metrics.spectral_convergence(mags, rebuilt))))
 
 
 def main(argv):

@@ -389,7 +389,7 @@ def mel_image_to_audio(images: Any, params: MelParams, n_iter: int = 64,
 
 
 def power_mel(y: jax.Array, params: MelParams) -> jax.Array:
-  """JAX twin of `audio_to_power_mel` for batches: audio (..., samples) -> (..., n_mels, n_frames)."""
+  """JAX twin of `audio_to_power_mel`, batched: audio (..., samples) -> (..., n_mels, n_frames)."""
   need = params.hop_length * (params.n_frames - 1) + 1
   if y.shape[-1] < need:
     y = jnp.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, need - y.shape[-1])])

@@ -157,8 +157,10 @@ class Rendered:
   embeddings: np.ndarray
 
 
-def render(mels: np.ndarray, params: audio.MelParams, classifier: era_classifier.TrainedEraClassifier,
-           *, n_iter: int, seed: int, batch_size: int, mesh) -> Rendered:
+def render(mels: np.ndarray, params: audio.MelParams,
+           classifier: era_classifier.TrainedEraClassifier, *, n_iter: int, seed: int,
+           batch_size: int, mesh) -> Rendered:
+  """Griffin-Lim audio, predicted eras and classifier embeddings of a set of mels."""
   clips = generation.mels_to_audio(mels, params, n_iter=n_iter, seed=seed, batch_size=batch_size,
                                    mesh=mesh)
   return Rendered(mels, clips, classifier.predict(mels), classifier.embed(mels))
@@ -210,9 +212,9 @@ def score_system(reference: EvalSet, real: Rendered, system: Rendered, params: a
   out: dict[str, Any] = {k: _mean(v) for k, v in per_example.items() if k != 'era_correct'}
   out['era_accuracy'] = _mean(per_example['era_correct'])
   out['frechet_distance'] = metrics.frechet_distance(real.embeddings, system.embeddings)
-  out.update(metrics.descriptor_statistics(metrics.audio_descriptors(real.clips, params.sample_rate),
-                                           metrics.audio_descriptors(system.clips,
-                                                                     params.sample_rate)))
+  out.update(metrics.descriptor_statistics(
+      metrics.audio_descriptors(real.clips, params.sample_rate),
+      metrics.audio_descriptors(system.clips, params.sample_rate)))
   if notes is not None:
     out.update({k: _mean(notes[k]) for k in NOTE_METRICS})
   per_era = {}
@@ -302,7 +304,8 @@ def evaluate(workdir: str | os.PathLike, checkpoint: str | int = 'latest', split
   real = render(reference.mels, params, classifier, **render_kw)
   result: dict[str, Any] = {
       'step': generator.step, 'split': split, 'num_examples': len(reference),
-      'era_names': list(era_names), 'data_dir': str(data_dir), 'griffin_lim_iters': griffin_lim_iters,
+      'era_names': list(era_names), 'data_dir': str(data_dir),
+      'griffin_lim_iters': griffin_lim_iters,
       'seed': seed, 'mel_params': params.to_dict(), 'classifier': classifier.info,
       'real': score_real(reference, real, params, era_names, batch_size=batch_size, mesh=mesh),
   }

@@ -151,7 +151,8 @@ def _run_chromium(args: Sequence[str], timeout_s: float) -> str:
 
 
 def render_screenshot(index_html: str | os.PathLike, png_path: str | os.PathLike, *,
-                      width: int = 1200, height: int = 1600, timeout_s: float = 120) -> pathlib.Path:
+                      width: int = 1200, height: int = 1600,
+                      timeout_s: float = 120) -> pathlib.Path:
   """Screenshot of the page as headless Chromium renders it."""
   png_path = pathlib.Path(png_path).resolve()
   _run_chromium([f'--screenshot={png_path}', f'--window-size={width},{height}',
@@ -167,7 +168,8 @@ _ATTR = re.compile(r'([\w-]+)="([^"]*)"')
 
 
 def probe_audio_elements(index_html: str | os.PathLike, timeout_s: float = 120) -> list[dict]:
-  """Load the page in headless Chromium; per <audio>: src, state ('ready'/'error'/None), duration."""
+  """Load the page in headless Chromium; per <audio>: src, state ('ready' | 'error' | None) and
+  duration in seconds."""
   dom = _run_chromium(['--virtual-time-budget=10000', '--dump-dom',
                        pathlib.Path(index_html).resolve().as_uri()], timeout_s)
   found = []

@@ -148,8 +148,8 @@ def read_image_folder(images_dir: str | os.PathLike, image_size: int,
   root = pathlib.Path(images_dir)
   if not root.is_dir():
     raise FileNotFoundError(f'--images={images_dir} is not a directory')
-  files = sorted(p for p in root.rglob('*')
-                 if p.is_file() and not any(part.startswith('.') for part in p.relative_to(root).parts))
+  hidden = lambda p: any(part.startswith('.') for part in p.relative_to(root).parts)
+  files = sorted(p for p in root.rglob('*') if p.is_file() and not hidden(p))
   inputs, skipped, taken = [], [], set()
   for path in files:
     if max_examples is not None and len(inputs) >= max_examples:

@@ -44,7 +44,8 @@ def mel_l2(reference_db: Any, generated_db: Any) -> jax.Array:
 def spectral_convergence(reference_magnitude: Any, generated_magnitude: Any) -> jax.Array:
   """||S| - |S_hat||_F / ||S||_F on linear magnitudes (a relative error; 0 is perfect)."""
   reference_magnitude = jnp.abs(jnp.asarray(reference_magnitude))
-  error = jnp.linalg.norm(reference_magnitude - jnp.abs(generated_magnitude), axis=_SPECTROGRAM_AXES)
+  error = jnp.linalg.norm(reference_magnitude - jnp.abs(generated_magnitude),
+                          axis=_SPECTROGRAM_AXES)
   return error / jnp.maximum(jnp.linalg.norm(reference_magnitude, axis=_SPECTROGRAM_AXES), 1e-30)
 
 
@@ -65,7 +66,7 @@ def mel_cepstrum(db: Any, n_coeffs: int = 24) -> jax.Array:
 
 
 def mel_cepstral_distortion(reference_db: Any, generated_db: Any, n_coeffs: int = 24) -> jax.Array:
-  """MCD (dB): 10 / ln 10 * sqrt(2 * sum_{d>=1} (c_d - c_hat_d)^2) per frame, averaged over frames."""
+  """MCD (dB): 10 / ln 10 * sqrt(2 * sum_{d>=1} (c_d - c_hat_d)^2) per frame, frame-averaged."""
   diff = mel_cepstrum(reference_db, n_coeffs) - mel_cepstrum(generated_db, n_coeffs)
   per_frame = (10.0 / np.log(10.0)) * jnp.sqrt(2.0 * jnp.sum(jnp.square(diff), axis=-2))
   return jnp.mean(per_frame, axis=-1)
@@ -125,7 +126,8 @@ def mel_image_metrics(reference_images: Any, generated_images: Any,
   return {
       'l1_db': mel_l1(ref_db, gen_db),
       'l2_db2': mel_l2(ref_db, gen_db),
-      'spectral_convergence': spectral_convergence(10.0 ** (ref_db / 20.0), 10.0 ** (gen_db / 20.0)),
+      'spectral_convergence': spectral_convergence(10.0 ** (ref_db / 20.0),
+                                                   10.0 ** (gen_db / 20.0)),
       'log_spectral_distance_db': log_spectral_distance(ref_db, gen_db),
       'mel_cepstral_distortion_db': mel_cepstral_distortion(ref_db, gen_db),
       'ssim': ssim(reference_images, generated_images),
