@@ -23,13 +23,44 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import json
 import math
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
+
+
+class _LazyModule:
+  """A module imported on first attribute access.
+
+  JAX is imported when the inverse is first used, not with this module: data_prep imports the
+  module for the numpy forward transform and forks its workers only while JAX is not loaded.
+  """
+
+  def __init__(self, name: str):
+    self._name = name
+
+  def __getattr__(self, attr: str) -> Any:
+    return getattr(importlib.import_module(self._name), attr)
+
+
+jax = _LazyModule('jax')
+jnp = _LazyModule('jax.numpy')
+
+
+def _lazy_jit(**jit_kwargs):
+  """`jax.jit(fn, **jit_kwargs)`, built on the first call (see `_LazyModule`)."""
+  def decorate(fn):
+    @functools.cache
+    def compiled():
+      return jax.jit(fn, **jit_kwargs)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+      return compiled()(*args, **kwargs)
+    return call
+  return decorate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,7 +244,7 @@ def _nnls_constants(params: MelParams) -> tuple[np.ndarray, np.ndarray, np.ndarr
           steps.astype(np.float32)[:, None])
 
 
-@functools.partial(jax.jit, static_argnames=('n_iter',))
+@_lazy_jit(static_argnames=('n_iter',))
 def _nnls_fista(target: jax.Array, basis: np.ndarray, pinv: np.ndarray, step_sizes: np.ndarray,
                 n_iter: int) -> jax.Array:
   # TF32 matmuls (the GPU default) would leave ~1e-3 relative error in every product.
@@ -343,9 +374,16 @@ def _initial_phase(key: jax.Array | None, shape: tuple[int, ...]) -> jax.Array:
   return jax.vmap(lambda k: jax.random.uniform(k, shape[1:]))(keys) * (2 * np.pi)
 
 
-@functools.partial(jax.jit, static_argnames=('params', 'n_iter', 'momentum', 'length'))
-@functools.partial(jax.vmap, in_axes=(0, 0, None, None, None, None))
+@_lazy_jit(static_argnames=('params', 'n_iter', 'momentum', 'length'))
 def _griffin_lim(magnitude, phase, params: MelParams, n_iter: int, momentum: float, length: int):
+  run_one = functools.partial(_griffin_lim_one, params=params, n_iter=n_iter, momentum=momentum,
+                              length=length)
+  return jax.vmap(run_one)(magnitude, phase)
+
+
+def _griffin_lim_one(magnitude, phase, params: MelParams, n_iter: int, momentum: float,
+                     length: int):
+  """One clip: magnitude and initial phase (bins, T) -> audio (length,)."""
   magnitude = magnitude.T  # (frames, bins), the FFT's layout, for the whole loop
   n_frames = magnitude.shape[0]
   # istft(.., length) followed by stft is the same as zeroing the centre-padded signal outside
