@@ -282,6 +282,11 @@ class UNetGenerator(nnx.Module):
     return jnp.tanh(x.astype(jnp.float32))
 
 
+def min_patchgan_size(n_layers: int) -> int:
+  """Smallest input giving a 1x1 logit map: n stride-2 halvings, then two k4/p1 convs (-1 each)."""
+  return 3 * 2 ** n_layers
+
+
 class PatchDiscriminator(nnx.Module):
   """PatchGAN: (painting || mel) (B,S,S,4) -> logits (B,S',S',1), 70x70 receptive field at n=3."""
 
@@ -304,6 +309,9 @@ class PatchDiscriminator(nnx.Module):
                       rngs=rngs)
 
   def __call__(self, paintings: jax.Array, mels: jax.Array) -> jax.Array:
+    if min_patchgan_size(len(self.convs) - 1) > paintings.shape[1]:
+      raise ValueError(f'PatchGAN with n_layers={len(self.convs) - 1} needs inputs of at least '
+                       f'{min_patchgan_size(len(self.convs) - 1)} pixels, got {paintings.shape[1]}')
     x = jnp.concatenate([paintings.astype(self.dtype), mels.astype(self.dtype)], axis=-1)
     for conv, norm in zip(self.convs, self.norms):
       x = nnx.leaky_relu(norm(conv(x)), 0.2)

@@ -1,0 +1,23 @@
+"""Smoke test / CI: the demo recipe shrunk to 32x32 and a few steps (seconds on a CPU).
+
+    python -m pix2pitch_jax.train --config=experiments/tiny.py --workdir=/tmp/tiny \
+        --config.data_dir=<a 32x32 dataset>
+"""
+
+from experiments import demo
+
+
+def get_config():
+  config = demo.get_config()
+  config.image_size = 32
+  config.batch_size = 8  # one example per device on 8 virtual CPU devices
+  config.num_train_steps = 4
+  config.checkpoint_every_steps = 2
+  config.keep_checkpoints = 3
+  config.log_every_steps = 1
+  config.eval_every_steps = 0
+  config.eval_max_examples = 0
+  config.num_images = 2
+  config.model.ngf = 8
+  config.model.ndf = 8
+  return config

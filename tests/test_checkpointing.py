@@ -1,0 +1,53 @@
+"""Checkpoint retention and fall-back to the previous checkpoint when the latest is corrupt."""
+
+import os
+import pathlib
+
+import numpy as np
+
+from experiments import tiny
+from pix2pitch_jax import checkpointing, inference, records, sharding, trainer
+
+
+def _config(data_dir, **kw):
+  config = tiny.get_config()
+  config.data_dir = data_dir
+  for k, v in kw.items():
+    config[k] = v
+  return config
+
+
+def _corrupt(step_dir: pathlib.Path) -> None:
+  """Overwrite every array file of the generator item with garbage."""
+  for path in (step_dir / 'generator').rglob('*'):
+    if path.is_file():
+      path.write_bytes(b'not a checkpoint')
+
+
+def test_keeps_last_k_and_falls_back_when_latest_is_corrupt(tiny_dataset, tmp_path, caplog):
+  workdir = str(tmp_path)
+  config = _config(tiny_dataset, num_train_steps=3, checkpoint_every_steps=1, keep_checkpoints=2)
+  trainer.train_and_evaluate(config, workdir)
+  ckpt = checkpointing.Checkpointer(workdir, read_only=True)
+  assert ckpt.all_steps() == [2, 3]  # LatestN(2) preservation policy
+  _corrupt(pathlib.Path(ckpt.directory) / '3')
+
+  meta = records.read_meta(tiny_dataset)
+  nets = trainer.make_networks(config, meta)
+  target, _ = trainer.abstract_state(config, meta, nets, sharding.make_mesh())
+  step, state = ckpt.restore(target)
+  assert step == 2 and int(state['progress']['step']) == 2
+  assert 'Checkpoint 3' in caplog.text and 'failed to restore' in caplog.text
+  assert 'trying the previous one' in caplog.text
+  assert inference.load_generator(workdir).step == 2
+
+  # Re-running training resumes from step 2, not from scratch.
+  summary = trainer.train_and_evaluate(_config(tiny_dataset, num_train_steps=4,
+                                               checkpoint_every_steps=1, keep_checkpoints=2),
+                                       workdir)
+  assert summary['resumed_from'] == 2 and summary['step'] == 4
+  assert np.isfinite(summary['G_L1'])
+
+
+def test_no_checkpoint_means_none(tmp_path):
+  assert checkpointing.Checkpointer(str(tmp_path)).restore({}) is None

@@ -1,0 +1,158 @@
+"""train_and_evaluate end to end on the tiny dataset: outputs, 1 vs 8 devices, config errors,
+NaN stop, resume, and loading the generator for inference."""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from experiments import tiny
+from pix2pitch_jax import checkpointing, inference, trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Same losses on 1 and 8 devices up to float reassociation of the sharded reductions
+# (BatchNorm statistics, loss means, gradient all-reduce).
+DEVICE_COUNT_RTOL = 1e-4
+
+
+def tiny_config(data_dir, /, **overrides):
+  config = tiny.get_config()
+  config.data_dir = data_dir
+  for key, value in overrides.items():
+    section = config
+    *parents, leaf = key.split('.')
+    for p in parents:
+      section = section[p]
+    section[leaf] = value
+  return config
+
+
+def read_metrics(workdir):
+  with open(os.path.join(workdir, trainer.METRICS_FILE)) as f:
+    return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope='module')
+def trained(tiny_dataset, tmp_path_factory):
+  """4 steps on 8 devices, checkpoints at 2 and 4, one validation at the end."""
+  workdir = str(tmp_path_factory.mktemp('trained'))
+  summary = trainer.train_and_evaluate(tiny_config(tiny_dataset), workdir)
+  return workdir, summary
+
+
+def test_train_and_evaluate_writes_everything(trained):
+  workdir, summary = trained
+  assert summary['step'] == 4 and summary['resumed_from'] is None and not summary['preempted']
+  for key in trainer.LOSS_KEYS + ('G_loss', 'D_loss', 'D_real_mean', 'D_fake_mean'):
+    assert np.isfinite(summary[key]), key
+  # Untrained-GAN sanity: BCE near log 2, D outputs near 0.5, L1 of a tanh net vs targets.
+  assert 0.3 < summary['D_real'] < 1.5 and 0.3 < summary['D_fake'] < 1.5
+  assert 0.2 < summary['D_real_mean'] < 0.8
+  assert 0.0 < summary['val_L1'] < 1.0
+  rows = read_metrics(workdir)
+  assert [r['step'] for r in rows if 'G_L1' in r] == [1, 2, 3, 4]
+  assert {'lr', 'steps_per_s', 'examples_per_s', 'G_GAN', 'D_fake'} <= set(rows[0])
+  assert any('val_L1' in r for r in rows)
+  # Constant lr for the first half (decay_start_step = num_train_steps // 2), then linear to 0.
+  lrs = [r['lr'] for r in rows if 'lr' in r]
+  np.testing.assert_allclose(lrs, [2e-4, 2e-4, 2e-4, 1e-4], rtol=1e-6)
+  assert glob.glob(os.path.join(workdir, 'tensorboard', 'events.out.tfevents.*'))
+  with open(os.path.join(workdir, 'config.json')) as f:
+    assert json.load(f)['model']['ngf'] == 8
+  assert checkpointing.Checkpointer(workdir, read_only=True).all_steps() == [2, 4]
+
+
+def test_training_reduces_l1(tiny_dataset, tmp_path):
+  """The mel of the tiny set is a function of the painting: L1 must fall steadily over 30 steps."""
+  config = tiny_config(tiny_dataset, num_train_steps=30, checkpoint_every_steps=30,
+                       log_every_steps=5, **{'input.jitter': False, 'model.use_dropout': False,
+                                          'optimizer.lr': 2e-3, 'optimizer.decay_start_step': 30})
+  trainer.train_and_evaluate(config, str(tmp_path))
+  l1 = [r['G_L1'] for r in read_metrics(str(tmp_path)) if 'G_L1' in r]
+  assert l1[-1] < 0.9 * l1[0] and l1 == sorted(l1, reverse=True), l1
+
+
+def test_one_and_eight_devices_give_the_same_losses(trained, tiny_dataset, tmp_path):
+  workdir8, _ = trained
+  trainer.train_and_evaluate(tiny_config(tiny_dataset, num_devices=1), str(tmp_path))
+  rows1, rows8 = read_metrics(str(tmp_path)), read_metrics(workdir8)
+  for r1, r8 in zip(rows1, rows8):
+    for key in trainer.LOSS_KEYS + ('D_real_mean', 'D_fake_mean'):
+      if key in r1:
+        np.testing.assert_allclose(r1[key], r8[key], rtol=DEVICE_COUNT_RTOL, err_msg=key)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'model.norm': 'layer'}, "model.norm must be one of"),
+    ({'image_size': 64}, 'has 32x32 mels'),
+    ({'batch_size': 12}, 'divisible by the 8 devices'),
+    ({'optimizer.decay_start_step': 99}, 'decay_start_step must be in'),
+    ({'data_dir': '/nonexistent'}, 'is not a directory'),
+])
+def test_config_errors_are_clear_and_early(tiny_dataset, tmp_path, overrides, message):
+  with pytest.raises(ValueError, match=message):
+    trainer.train_and_evaluate(tiny_config(tiny_dataset, **overrides), str(tmp_path))
+  assert not os.path.exists(tmp_path / 'checkpoints')  # failed before any work
+
+
+def test_unknown_config_field(tiny_dataset, tmp_path):
+  config = tiny_config(tiny_dataset)
+  config.model.lambda_l1 = 10.0  # typo of lambda_L1
+  with pytest.raises(ValueError, match=r"unknown field\(s\) \['model.lambda_l1'\]"):
+    trainer.train_and_evaluate(config, str(tmp_path))
+
+
+def test_cli_reports_a_bad_value_in_one_line(tiny_dataset, tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'pix2pitch_jax.train', '--config=experiments/tiny.py',
+       f'--workdir={tmp_path}', f'--config.data_dir={tiny_dataset}', '--config.model.gan_mode=wgan'],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == (
+      "error: Bad config: model.gan_mode must be one of ('vanilla', 'lsgan'), got 'wgan'")
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_path,
+                                                              monkeypatch):
+  real_step = trainer.train_step
+
+  def poisoned_step(nets, model_config, state, batch):
+    new_state, metrics = real_step(nets, model_config, state, batch)
+    poison = jax.numpy.where(state['progress']['step'] >= 2, jax.numpy.nan, 0.0)
+    return new_state, dict(metrics, G_GAN=metrics['G_GAN'] + poison)
+
+  monkeypatch.setattr(trainer, 'train_step', poisoned_step)
+  with pytest.raises(FloatingPointError, match=r'non-finite .* step 3: .*G_GAN.*step 2\) is intact'):
+    trainer.train_and_evaluate(tiny_config(tiny_dataset), str(tmp_path))
+  assert checkpointing.Checkpointer(str(tmp_path), read_only=True).all_steps() == [2]
+
+
+def test_rerun_resumes_from_the_latest_checkpoint(trained, tiny_dataset, tmp_path):
+  workdir = str(tmp_path / 'resumed')
+  shutil.copytree(trained[0], workdir)
+  summary = trainer.train_and_evaluate(tiny_config(tiny_dataset, num_train_steps=6), workdir)
+  assert summary['resumed_from'] == 4 and summary['step'] == 6
+
+
+def test_load_generator_generates_deterministically(trained):
+  workdir, _ = trained
+  gen = inference.load_generator(workdir)
+  assert gen.step == 4 and gen.image_size == 32 and gen.meta.era_names == ('baroque', 'romanticism')
+  assert gen.config.model.ngf == 8
+  paintings = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+  mels = gen.generate(paintings)  # 3 examples padded to the 8 devices
+  assert mels.shape == (3, 32, 32) and mels.dtype == np.float32
+  assert np.abs(mels).max() <= 1.0
+  np.testing.assert_allclose(gen.generate(paintings[1:2])[0], mels[1], atol=1e-6)
+  np.testing.assert_array_equal(gen.generate(paintings), mels)
+  assert inference.load_generator(workdir, checkpoint=2).step == 2
+  with pytest.raises(ValueError, match='uint8'):
+    gen.generate(paintings.astype(np.float32))
+  with pytest.raises(ValueError, match='checkpoint 3 not in'):
+    inference.load_generator(workdir, checkpoint=3)
