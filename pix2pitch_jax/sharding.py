@@ -20,17 +20,27 @@ DATA_AXIS = 'data'
 
 
 def maybe_initialize_distributed() -> None:
-  """`jax.distributed.initialize()` when this looks like one process of a multi-process job.
+  """`jax.distributed.initialize()` when this process is one of a multi-process job.
 
-  Triggers on JAX_COORDINATOR_ADDRESS (with JAX_NUM_PROCESSES / JAX_PROCESS_ID, read by jax
-  itself) or on cluster environments jax auto-detects (SLURM, Open MPI, Cloud TPU pods:
-  set PIX2PITCH_DISTRIBUTED=1 there). Must run before anything touches the devices.
+  Explicit: JAX_COORDINATOR_ADDRESS (host:port of process 0), JAX_NUM_PROCESSES and
+  JAX_PROCESS_ID. Auto-detected by jax (SLURM, Open MPI, Cloud TPU pods, ...): set
+  PIX2PITCH_DISTRIBUTED=1. Must run before anything touches the devices.
   """
-  wanted = (os.environ.get('JAX_COORDINATOR_ADDRESS') or
-            os.environ.get('PIX2PITCH_DISTRIBUTED', '') == '1')
-  if not wanted or jax.distributed.is_initialized():
+  address = os.environ.get('JAX_COORDINATOR_ADDRESS')
+  if jax.distributed.is_initialized():
     return
-  jax.distributed.initialize()
+  if address:
+    try:
+      num_processes = int(os.environ['JAX_NUM_PROCESSES'])
+      process_id = int(os.environ['JAX_PROCESS_ID'])
+    except (KeyError, ValueError) as e:
+      raise ValueError('JAX_COORDINATOR_ADDRESS is set: also set JAX_NUM_PROCESSES and '
+                       'JAX_PROCESS_ID to integers') from e
+    jax.distributed.initialize(address, num_processes, process_id)
+  elif os.environ.get('PIX2PITCH_DISTRIBUTED', '') == '1':
+    jax.distributed.initialize()
+  else:
+    return
   logging.info('jax.distributed: process %d of %d, %d local / %d global devices',
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count())
