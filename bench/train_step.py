@@ -1,0 +1,130 @@
+r"""Benchmark one pix2pix training step (D then G update) at the paper's size.
+
+    python bench/train_step.py [--size=256] [--batch=1,8] [--steps=5] [--dtype=float32]
+                               [--conv_impl=phases]
+
+For each batch size prints compile time, median step time, examples/s, XLA's FLOP count per
+step (cost analysis of the compiled program), achieved FLOP/s, memory, and a last line
+
+    train_step size=S batch=B step_s=<median> examples_per_s=<x> mfu=<y|n/a>
+
+MFU is reported on GPU/TPU against the device's peak dense bf16 FLOP/s (table below); n/a on
+CPU. Uses synthetic data and all local devices (the batch is sharded over them).
+"""
+
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+_SIZE = flags.DEFINE_integer('size', 256, 'Image size S (power of two).')
+_BATCH = flags.DEFINE_list('batch', ['1', '8'], 'Global batch sizes to time.')
+_STEPS = flags.DEFINE_integer('steps', 5, 'Timed steps per batch size (after one warm-up).')
+_DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Compute dtype.')
+_CONV_IMPL = flags.DEFINE_enum('conv_impl', 'phases', ['phases', 'depth_to_space', 'native'],
+                               'Strided-conv formulation (models.py).')
+_NGF = flags.DEFINE_integer('ngf', 64, 'Generator width.')
+_NDF = flags.DEFINE_integer('ndf', 64, 'Discriminator width.')
+
+# Peak dense bf16 FLOP/s per chip, by substring of jax's device_kind.
+PEAK_BF16_FLOPS = {
+    'H200': 989e12, 'H100': 989e12, 'A100': 312e12, 'L40S': 362e12, 'L4': 121e12,
+    'A10': 125e12, 'V100': 125e12, 'TPU v6': 918e12, 'TPU v5p': 459e12, 'TPU v5': 197e12,
+    'TPU v4': 275e12,
+}
+
+
+def peak_flops(device) -> float | None:
+  if device.platform == 'cpu':
+    return None
+  for name, flops in PEAK_BF16_FLOPS.items():
+    if name.lower() in device.device_kind.lower():
+      return flops
+  return None
+
+
+def _flops(compiled) -> float | None:
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):  # older jax: one dict per program
+    cost = cost[0] if cost else None
+  return float(cost['flops']) if cost and 'flops' in cost else None
+
+
+def _memory_mb(compiled, device) -> str:
+  parts = []
+  mem = compiled.memory_analysis()
+  if mem is not None:
+    total = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes -
+             mem.alias_size_in_bytes)
+    parts.append(f'compiled peak ~{total / 2**20:.0f} MiB (temp {mem.temp_size_in_bytes / 2**20:.0f})')
+  stats = device.memory_stats() if hasattr(device, 'memory_stats') else None
+  if stats and 'peak_bytes_in_use' in stats:
+    parts.append(f'device peak {stats["peak_bytes_in_use"] / 2**20:.0f} MiB')
+  return ', '.join(parts) or 'n/a'
+
+
+def bench_one(size: int, batch: int) -> str:
+  import jax
+  import numpy as np
+  from pix2pitch_jax import audio, records, sharding, trainer
+
+  config = trainer.default_config()
+  config.image_size, config.batch_size, config.dtype = size, batch, _DTYPE.value
+  config.model.ngf, config.model.ndf, config.model.conv_impl = _NGF.value, _NDF.value, _CONV_IMPL.value
+  meta = records.DatasetMeta(audio.MelParams(image_size=size), ('a', 'b'))
+  mesh = sharding.make_mesh()
+  sharding.check_global_batch(batch, mesh)
+  nets = trainer.make_networks(config, meta)
+  state, shardings = trainer.create_train_state(config, meta, nets, mesh)
+  train_fn, _ = trainer.jit_steps(nets, config, mesh, shardings)
+  rng = np.random.default_rng(0)
+  batch_np = {'painting': rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32),
+              'mel': rng.uniform(-1, 1, (batch, size, size, 1)).astype(np.float32),
+              'era': np.zeros((batch,), np.int32)}
+  data = sharding.shard_batch(batch_np, mesh)
+
+  t0 = time.perf_counter()
+  compiled = train_fn.lower(state, data).compile()
+  compile_s = time.perf_counter() - t0
+  state, metrics = compiled(state, data)  # warm-up
+  jax.block_until_ready(metrics)
+  times = []
+  for _ in range(_STEPS.value):
+    t0 = time.perf_counter()
+    state, metrics = compiled(state, data)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - t0)
+  step_s = statistics.median(times)
+  flops = _flops(compiled)
+  device = jax.devices()[0]
+  peak = peak_flops(device)
+  achieved = flops / step_s if flops else None
+  mfu = f'{achieved / (peak * jax.device_count()):.3f}' if achieved and peak else 'n/a'
+  print(f'--- size={size} batch={batch} dtype={_DTYPE.value} conv_impl={_CONV_IMPL.value} '
+        f'devices={jax.device_count()}x{device.device_kind}')
+  print(f'compile_s={compile_s:.2f}  step_s median={step_s:.4f} '
+        f'(min {min(times):.4f}, max {max(times):.4f}, n={len(times)})')
+  print(f'examples_per_s={batch / step_s:.2f}  flops_per_step='
+        f'{flops / 1e9 if flops else float("nan"):.1f} GFLOP  achieved='
+        f'{achieved / 1e9 if achieved else float("nan"):.1f} GFLOP/s')
+  print(f'memory: {_memory_mb(compiled, device)}')
+  print(f'losses after {len(times) + 1} steps: G_L1={float(metrics["G_L1"]):.4f} '
+        f'D_real={float(metrics["D_real"]):.4f}')
+  return (f'train_step size={size} batch={batch} step_s={step_s:.4f} '
+          f'examples_per_s={batch / step_s:.2f} mfu={mfu}')
+
+
+def main(argv):
+  del argv
+  lines = [bench_one(_SIZE.value, int(b)) for b in _BATCH.value]
+  for line in lines[:-1]:
+    print(line)
+  print(lines[-1])
+
+
+if __name__ == '__main__':
+  app.run(main)
