@@ -30,6 +30,9 @@ _SAMPLE_RATE = flags.DEFINE_integer('sample_rate', 22_050, 'Audio sample rate (H
 _CLIP_SECONDS = flags.DEFINE_float('clip_seconds', None, 'Clip length in s. Default 10; demos 4.')
 _N_FFT = flags.DEFINE_integer('n_fft', None, 'STFT size; default from audio.default_mel_params '
                               '(demos 2048).')
+_FMIN = flags.DEFINE_float('fmin', None, 'Lowest mel band edge in Hz (0; synesthesia 400).')
+_FMAX = flags.DEFINE_float('fmax', None, 'Highest mel band edge in Hz (sample_rate / 2; '
+                           'synesthesia 2400).')
 _CLIP_HOP = flags.DEFINE_float('clip_hop_seconds', None,
                                'Step between clip starts in a recording; default = clip_seconds.')
 _SILENCE_DB = flags.DEFINE_float('silence_db', -60.0,
@@ -59,7 +62,8 @@ _STRICT = flags.DEFINE_bool('strict', False, 'Fail on the first skipped input in
 _OVERWRITE = flags.DEFINE_bool('overwrite', False,
                                'Replace a different build found in --out (else it is an error).')
 
-for _name in ('image_size', 'clip_seconds', 'n_fft', 'clip_hop_seconds', 'max_clips_per_recording',
+for _name in ('image_size', 'clip_seconds', 'n_fft', 'fmax', 'clip_hop_seconds',
+              'max_clips_per_recording',
               'clips_per_painting', 'shard_size', 'max_paintings', 'workers', 'sample_rate'):
   flags.register_validator(_name, lambda v: v is None or v > 0, f'--{_name} must be positive')
 for _name in ('val_fraction', 'test_fraction'):
@@ -69,7 +73,8 @@ flags.mark_flag_as_required('out')
 
 def _options() -> dict:
   """Flags the user set (None = keep the builder's or the demo's default)."""
-  names = ('image_size', 'sample_rate', 'clip_seconds', 'n_fft', 'clip_hop_seconds', 'silence_db',
+  names = ('image_size', 'sample_rate', 'clip_seconds', 'n_fft', 'fmin', 'fmax',
+           'clip_hop_seconds', 'silence_db',
            'max_clips_per_recording', 'clips_per_painting', 'val_fraction', 'test_fraction',
            'seed', 'era_set', 'era_overrides', 'image_mode', 'shard_size', 'workers', 'strict',
            'overwrite')

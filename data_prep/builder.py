@@ -42,6 +42,8 @@ class BuildOptions:
   sample_rate: int = 22_050
   clip_seconds: float = 10.0
   n_fft: int | None = None  # None: audio.default_mel_params(image_size, sample_rate)
+  fmin: float = 0.0  # lowest mel band edge (Hz)
+  fmax: float | None = None  # highest mel band edge (Hz); None: sample_rate / 2
   clip_hop_seconds: float | None = None  # None: clip_seconds (back-to-back clips)
   silence_db: float = -60.0
   max_clips_per_recording: int | None = None
@@ -80,7 +82,9 @@ class BuildOptions:
   def mel_params(self) -> audio.MelParams:
     n_fft = self.n_fft or audio.default_mel_params(self.image_size, self.sample_rate).n_fft
     return audio.MelParams(sample_rate=self.sample_rate, image_size=self.image_size,
-                           clip_seconds=float(self.clip_seconds), n_fft=n_fft)
+                           clip_seconds=float(self.clip_seconds), n_fft=n_fft,
+                           fmin=float(self.fmin),
+                           fmax=None if self.fmax is None else float(self.fmax))
 
   @property
   def clip_settings(self) -> clips.ClipSettings:
@@ -141,7 +145,10 @@ def build_demo(name: str, out_dir: str | os.PathLike, *, image_size: int = 128,
   defaults = dict(sample_rate=22_050, clip_seconds=4.0, n_fft=2048, shard_size=64)
   if name == 'synesthesia':
     from data_prep import demo_synesthesia
-    defaults.update(val_fraction=0.125, test_fraction=0.125)
+    # The synesthesia mel spans only the band its notes live in, so that every stroke sits on the
+    # canvas row of its own fundamental (see demo_synesthesia).
+    defaults.update(val_fraction=0.125, test_fraction=0.125, fmin=demo_synesthesia.FMIN_HZ,
+                    fmax=demo_synesthesia.FMAX_HZ)
     opts = make_options(**{**defaults, **options, 'image_size': image_size, 'workers': workers,
                            'seed': seed})
     return demo_synesthesia.build(out_dir, opts, num_paintings)

@@ -7,13 +7,21 @@ pixels wide spanning the clip's T seconds exactly:
 
   horizontal start x0 (px)   -> onset     = x0 * T / S          (onsets on the mel frame grid)
   stroke length (px)         -> duration  = length * T / S
-  vertical band (11 bands)   -> pitch     = C major pentatonic C4..C6 (60 62 64 67 69 72 74 76
-                                            79 81 84); top band = C6, bottom band = C4
+  height on the canvas       -> pitch     = C major pentatonic C5..C7 (72 74 76 79 81 84 86 88
+                                            91 93 96): a stroke lies on the canvas row where its
+                                            fundamental lies in the corpus' own mel image
+                                            (mel bands 400-2400 Hz, low at the bottom), so
+                                            higher on the canvas = higher pitch
   thickness (3 levels)       -> velocity  = 48 / 80 / 112   (thin / medium / thick)
   colour hue                 -> timbre    = red, orange, magenta: sawtooth-like (harmonics 1/k,
                                             k <= 8; GM program 81); yellow, green: clarinet-like
                                             (odd harmonics 1/k; program 71); cyan, blue, violet:
                                             flute-like (near sine; program 73)
+
+Drawing each stroke where its note appears in the spectrogram makes painting and mel image
+spatially aligned, which a U-Net (whose skip connections pass each pixel's neighbourhood straight
+through) learns in minutes; a rule that spread the 11 pitches evenly over the canvas instead would
+ask the model for a large vertical warp, and at CPU-demo scale it learned nothing but silence.
 
 Per painting 3-10 strokes, 0.15-0.9 s long; strokes of one pitch never overlap and start >= 120 ms
 after the previous one of that pitch ends. The class label ('era') is the palette family the
@@ -36,14 +44,16 @@ import numpy as np
 from data_prep import pairing
 
 ERA_NAMES = ('warm', 'cool', 'verdant')
-SCALE = (60, 62, 64, 67, 69, 72, 74, 76, 79, 81, 84)  # bottom band first
+SCALE = (72, 74, 76, 79, 81, 84, 86, 88, 91, 93, 96)  # lowest pitch first
+# The corpus' mel range: C5..C7 spread over most rows (linear mel below 1 kHz, log above).
+FMIN_HZ, FMAX_HZ = 400.0, 2400.0
 VELOCITIES = (48, 80, 112)
-THICKNESS = (0.3, 0.55, 0.8)  # stroke thickness as a fraction of the band height
+THICKNESS = (0.2, 0.32, 0.45)  # stroke thickness as a fraction of size / len(SCALE)
 NOTES_PER_PAINTING = (3, 10)
 DURATION_S = (0.15, 0.9)
 MIN_GAP_S = 0.12
 DEFAULT_PAINTINGS = 800  # -> 600 train / 100 validation / 100 test
-RULE_VERSION = 1
+RULE_VERSION = 2
 GROUNDS = ((246, 236, 214), (226, 233, 242), (233, 239, 222))
 PALETTES = (
     ((200, 40, 30), (235, 110, 20), (190, 30, 90), (225, 190, 30)),
@@ -69,7 +79,7 @@ def timbre_of(colour: tuple[int, int, int]) -> str:
 class Stroke:
   x0: int  # first pixel column
   length: int  # pixels
-  band: int  # 0 = bottom band (lowest pitch)
+  band: int  # index into SCALE: 0 = lowest pitch, drawn lowest
   level: int  # thickness level 0..2
   colour: tuple[int, int, int]
 
@@ -133,13 +143,31 @@ def _random_strokes(rng: np.random.Generator, family: int, size: int,
   return tuple(strokes)
 
 
+def midi_to_hz(midi: float) -> float:
+  return 440.0 * 2 ** ((midi - 69) / 12)
+
+
+@functools.lru_cache(maxsize=4)
+def pitch_rows(size: int) -> tuple[float, ...]:
+  """Canvas row (0 = top) of each SCALE pitch's fundamental in a size-band mel image.
+
+  Bands are those of `audio.mel_filterbank` with FMIN_HZ..FMAX_HZ (librosa's centre
+  frequencies); the row is interpolated between band centres and flipped, as the mel image is.
+  """
+  import librosa
+  centres = librosa.mel_frequencies(size + 2, fmin=FMIN_HZ, fmax=FMAX_HZ)[1:-1]
+  bands = np.interp([midi_to_hz(m) for m in SCALE], centres, np.arange(size))
+  return tuple(float(size - 1 - b) for b in bands)
+
+
 def paint(strokes, family: int, size: int, rng: np.random.Generator) -> np.ndarray:
   """Textured ground plus one rectangle-ish brush stroke per note."""
   ground = np.asarray(GROUNDS[family], np.float32)
   canvas = ground + rng.normal(0, 4, (size, size, 1)).astype(np.float32)  # paper grain
   band_h = size / len(SCALE)
+  rows = pitch_rows(size)
   for s in strokes:
-    centre = (len(SCALE) - 1 - s.band + 0.5) * band_h  # band 0 is at the bottom
+    centre = rows[s.band] + 0.5
     half = max(1, round(THICKNESS[s.level] * band_h)) / 2
     top, bottom = int(round(centre - half)), int(round(centre + half))
     bottom = max(bottom, top + 1)
@@ -157,7 +185,7 @@ def synthesize(strokes, seconds_per_px: float, sample_rate: int, num_samples: in
     start = int(round(s.x0 * seconds_per_px * sample_rate))
     n = min(int(round(s.length * seconds_per_px * sample_rate)), num_samples - start)
     t = np.arange(n) / sample_rate
-    f0 = 440.0 * 2 ** ((SCALE[s.band] - 69) / 12)
+    f0 = midi_to_hz(SCALE[s.band])
     amps = np.asarray(_TIMBRES[timbre_of(s.colour)][1])
     amps = amps / amps.sum()
     tone = sum(a * np.sin(2 * np.pi * k * f0 * t) for k, a in enumerate(amps, 1)

@@ -17,7 +17,7 @@ Method (documented in docs/evaluation.md):
      neighbouring bands of the same note rise too but are not peaks.
   4. Pitch: parabolic interpolation of the dB values of bands m-1, m, m+1 at that frame, on the mel
      scale (where band centres are evenly spaced), converted to Hz; notes outside
-     [min_midi, max_midi] are dropped (the demo plays a pentatonic scale between ~C4 and ~C6).
+     [min_midi, max_midi] are dropped (the synesthesia demo plays a pentatonic scale C5..C7).
   5. Clean-up: detections of one note in adjacent bands or frames are merged (loudest kept), and a
      harmonic sieve drops a detection at ~2, 3 or 4 times the frequency of a simultaneous one that
      is not much quieter: instrument partials are not notes. (An octave doubling of a real note is
@@ -39,8 +39,8 @@ from pix2pitch_jax import audio
 
 @dataclasses.dataclass(frozen=True)
 class TranscriptionConfig:
-  min_midi: float = 58.0  # C4 = 60 and C6 = 84, with a margin
-  max_midi: float = 86.0
+  min_midi: float = 58.0  # the synesthesia demo plays C5 (72) .. C7 (96); tests use C4..C6
+  max_midi: float = 98.0
   dynamic_range_db: float = 40.0  # quieter than (loudest pixel - this) is not a note
   merge_frames: int = 2  # detections of one pitch closer than this many frames are one note
   harmonic_sieve: bool = True

@@ -248,19 +248,26 @@ def test_synesthesia_rule_known_stroke():
   stroke = demo_synesthesia.Stroke(x0=8, length=16, band=10, level=2, colour=(30, 70, 190))
   score = demo_synesthesia.SynesthesiaScore(0, 1, 64, 4.0)
   object.__setattr__(score, 'strokes', (stroke,))  # pin the cached strokes to a known one
-  assert score.notes() == [[0.5, 1.0, 84, 112, 73]]  # x 8/64*4 s, top band = C6, thick, blue
+  assert score.notes() == [[0.5, 1.0, 96, 112, 73]]  # x 8/64*4 s, highest pitch = C7, thick, blue
   img = score.load(64)
-  band_h = 64 / 11
   rows = np.where((np.abs(img[:, 16].astype(int) - (30, 70, 190)).sum(-1) < 40))[0]
-  assert rows.min() >= 0 and rows.max() < band_h  # drawn in the top band
+  assert 0 < rows.min() and rows.max() < 10  # C7 is drawn near the top
   assert (np.abs(img[rows[0], 8:24].astype(int) - (30, 70, 190)).sum(-1) < 40).all()
-  params = audio.MelParams(sample_rate=22050, image_size=64, clip_seconds=4.0, n_fft=2048)
+  params = audio.MelParams(sample_rate=22050, image_size=64, clip_seconds=4.0, n_fft=2048,
+                           fmin=demo_synesthesia.FMIN_HZ, fmax=demo_synesthesia.FMAX_HZ)
   mel = audio.audio_to_mel_image(score.waveform(params), params)
   frames = np.where(mel.max(axis=0) > -0.2)[0]
   assert abs(frames.min() - 8) <= 1 and abs(frames.max() - 24) <= 2  # onset and duration
-  freqs = audio.mel_filterbank(params).argmax(axis=1) * 22050 / 2048
-  top_band = 63 - int(mel[:, 16].argmax())  # rows are flipped: low frequencies at the bottom
-  assert abs(freqs[top_band] - 1046.5) < 60  # C6
+  # The rule's point: the stroke lies on the row where its fundamental lies in the mel image.
+  mel_row = int(mel[:, 16].argmax())
+  assert abs(mel_row - rows.mean()) <= 1.5
+
+
+def test_synesthesia_pitch_rows_follow_the_mel_scale():
+  rows = demo_synesthesia.pitch_rows(128)
+  assert all(a > b for a, b in zip(rows, rows[1:]))  # higher pitch = higher on the canvas
+  assert rows[0] > 100 and rows[-1] < 20  # the scale spans most of the canvas
+  assert min(a - b for a, b in zip(rows, rows[1:])) > 5  # neighbouring pitches do not touch
 
 
 def test_synesthesia_notes_are_separable():

@@ -7,6 +7,7 @@ import pytest
 import scipy.fft
 import scipy.signal
 
+from data_prep import demo_synesthesia
 from pix2pitch_jax import audio, metrics, transcription
 
 PARAMS = audio.MelParams(image_size=32, clip_seconds=1.0, n_fft=512)
@@ -147,7 +148,7 @@ def test_audio_descriptors_and_statistics():
 
 # --- transcription -------------------------------------------------------------------------------
 
-SCALE = (60, 62, 64, 67, 69, 72, 74, 76, 79, 81, 84)
+SCALE_C4_C6 = (60, 62, 64, 67, 69, 72, 74, 76, 79, 81, 84)
 
 
 def synthesize_notes(notes, params, harmonics=(1.0, 0.5, 0.33, 0.25)):
@@ -165,10 +166,10 @@ def synthesize_notes(notes, params, harmonics=(1.0, 0.5, 0.33, 0.25)):
   return y.astype(np.float32)
 
 
-def random_score(rng, n_notes, clip_seconds, frame_s):
+def random_score(rng, n_notes, clip_seconds, frame_s, scale=SCALE_C4_C6):
   notes, busy = [], {}
   while len(notes) < n_notes:
-    midi = int(rng.choice(SCALE))
+    midi = int(rng.choice(scale))
     onset = round(rng.integers(0, int((clip_seconds - 1.0) / frame_s)) * frame_s, 6)
     duration = float(rng.uniform(0.15, 0.9))
     if any(onset < end + 0.12 and start < onset + duration + 0.12
@@ -179,17 +180,22 @@ def random_score(rng, n_notes, clip_seconds, frame_s):
   return sorted(notes)
 
 
-# The thesis resolution and the demo's (128 px, 4 s clips, n_fft 2048).
-@pytest.mark.parametrize('params', [
-    audio.MEL_256_22K, audio.MelParams(image_size=128, clip_seconds=4.0, n_fft=2048)])
-def test_transcription_of_synthesized_notes_scores_near_one(params):
+# The thesis resolution (full band, C4..C6, pitch window to match) and the synesthesia demo's
+# own setting (128 px, 4 s clips, n_fft 2048, mel band 400-2400 Hz, C5..C7, default window).
+@pytest.mark.parametrize('params,scale,config', [
+    (audio.MEL_256_22K, SCALE_C4_C6, transcription.TranscriptionConfig(max_midi=86.0)),
+    (audio.MelParams(image_size=128, clip_seconds=4.0, n_fft=2048,
+                     fmin=demo_synesthesia.FMIN_HZ, fmax=demo_synesthesia.FMAX_HZ),
+     demo_synesthesia.SCALE, transcription.TranscriptionConfig()),
+])
+def test_transcription_of_synthesized_notes_scores_near_one(params, scale, config):
   rng = np.random.default_rng(1)
   scores = []
   for _ in range(3):
     notes = random_score(rng, 8, params.clip_seconds,
-                         params.hop_length / params.sample_rate)
+                         params.hop_length / params.sample_rate, scale)
     image = audio.audio_to_mel_image(synthesize_notes(notes, params), params)
-    estimated = transcription.transcribe_mel_image(image, params)
+    estimated = transcription.transcribe_mel_image(image, params, config)
     reference = transcription.parse_notes_json(json.dumps(notes), params.clip_seconds)
     scores.append(transcription.note_scores(reference, estimated))
   for key in ('onset_f1', 'onset_pitch_f1'):
