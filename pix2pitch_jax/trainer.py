@@ -14,6 +14,7 @@ fresh initialisation from `config.seed`.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import json
 import math
@@ -414,11 +415,10 @@ def _restore_or_init(config, meta, nets, mesh, ckpt, data_iter) -> tuple[State, 
 
 
 def _log_progress(step: int, total: int, rate: float, batch_size: int, m: dict) -> None:
-  eta = (total - step) / max(rate, 1e-9)
+  eta = datetime.timedelta(seconds=int((total - step) / max(rate, 1e-9)))
   logging.info('step %d/%d  %.2f steps/s  %.1f examples/s  ETA %s  G_GAN %.3f  G_L1 %.4f  '
-               'D_real %.3f  D_fake %.3f', step, total, rate, rate * batch_size,
-               time.strftime('%H:%M:%S', time.gmtime(eta)), m['G_GAN'], m['G_L1'],
-               m['D_real'], m['D_fake'])
+               'D_real %.3f  D_fake %.3f', step, total, rate, rate * batch_size, eta,
+               m['G_GAN'], m['G_L1'], m['D_real'], m['D_fake'])
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -460,31 +460,24 @@ def _train_loop(config, state, data_iter, train_fn, eval_fn, mesh, ckpt, log, st
   last_saved = ckpt.latest_step()
   timer = Throughput(start)
   for step in range(start + 1, config.num_train_steps + 1):
-    batch = sharding.shard_batch(next(data_iter), mesh)
-    state, metrics = train_fn(state, batch)
+    state, metrics = train_fn(state, sharding.shard_batch(next(data_iter), mesh))
     if step == start + 1:  # keep compilation out of the throughput figures
       jax.block_until_ready(metrics)
       timer = Throughput(step)
     final = step == config.num_train_steps
     preempt = stop.received is not None or ckpt.reached_preemption(step)
-    if step % config.log_every_steps == 0 or final or preempt:
+    save = final or preempt or step % config.checkpoint_every_steps == 0
+    if save or step % config.log_every_steps == 0:
+      # Checked before every save, so the newest checkpoint is always a finite one.
       host = {k: float(v) for k, v in jax.device_get(metrics).items()}
       check_finite(step, host, last_saved)
-      rate = timer.report(step)
-      log.scalars(step, {**host, 'steps_per_s': rate, 'examples_per_s': rate * config.batch_size})
-      _log_progress(step, config.num_train_steps, rate, config.batch_size, host)
+      _log_metrics(log, step, config, timer.report(step), host)
       summary.update(host)
     timer.pause()
     if final or (config.eval_every_steps and step % config.eval_every_steps == 0):
-      summary['val_L1'], images = evaluate(eval_fn, state, config, mesh)
-      log.scalars(step, {'val_L1': summary['val_L1']})
-      log.images(step, images)
-      logging.info('step %d: validation L1 %.4f', step, summary['val_L1'])
-    if final or preempt or step % config.checkpoint_every_steps == 0:
-      if step % config.log_every_steps:  # not checked above: never save a NaN state
-        check_finite(step, {k: float(v) for k, v in jax.device_get(metrics).items()}, last_saved)
-      if ckpt.save(step, state, data_iter, force=final or preempt):
-        last_saved = step
+      summary['val_L1'] = _evaluate_and_log(eval_fn, state, config, mesh, log, step)
+    if save and ckpt.save(step, state, data_iter, force=final or preempt):
+      last_saved = step
     timer.resume()
     summary['step'] = step
     if preempt:
@@ -493,3 +486,16 @@ def _train_loop(config, state, data_iter, train_fn, eval_fn, mesh, ckpt, log, st
       break
   ckpt.wait()
   return summary
+
+
+def _log_metrics(log: MetricsLog, step: int, config, rate: float, host: dict) -> None:
+  log.scalars(step, {**host, 'steps_per_s': rate, 'examples_per_s': rate * config.batch_size})
+  _log_progress(step, config.num_train_steps, rate, config.batch_size, host)
+
+
+def _evaluate_and_log(eval_fn, state, config, mesh, log: MetricsLog, step: int) -> float:
+  val_l1, images = evaluate(eval_fn, state, config, mesh)
+  log.scalars(step, {'val_L1': val_l1})
+  log.images(step, images)
+  logging.info('step %d: validation L1 %.4f', step, val_l1)
+  return val_l1

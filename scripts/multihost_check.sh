@@ -10,10 +10,11 @@ set -euo pipefail
 DATA_DIR=${1:?usage: scripts/multihost_check.sh DATA_DIR [WORKDIR]}
 WORKDIR=$(realpath -m "${2:-$(mktemp -d)}")
 mkdir -p "$WORKDIR"
-PY=${PY:-$(realpath "$(dirname "$0")/../.venv/bin/python")}
+REPO=$(cd "$REPO" && pwd)
+PY=${PY:-$REPO/.venv/bin/python}  # not realpath: the venv python is a symlink
 PORT=${PORT:-$(( 20000 + RANDOM % 20000 ))}
 STEPS=${STEPS:-3}
-cd "$(dirname "$0")/.."
+cd "$REPO"
 COMMON=(--config=experiments/tiny.py "--config.data_dir=$DATA_DIR" "--config.num_train_steps=$STEPS"
         --config.checkpoint_every_steps=2 --config.log_every_steps=1)
 export JAX_PLATFORMS=cpu
@@ -27,7 +28,8 @@ for id in 0 1; do
   pids+=($!)
 done
 XLA_FLAGS=--xla_force_host_platform_device_count=4 \
-  "$PY" -m pix2pitch_jax.train "${COMMON[@]}" --workdir="$WORKDIR/single" >"$WORKDIR/single.log" 2>&1
+  "$PY" -m pix2pitch_jax.train "${COMMON[@]}" --workdir="$WORKDIR/single" >"$WORKDIR/single.log" 2>&1 ||
+  { echo "the single-process run failed:"; tail -n 20 "$WORKDIR/single.log"; exit 1; }
 for pid in "${pids[@]}"; do
   wait "$pid" || { echo "a process failed; logs in $WORKDIR"; for f in "$WORKDIR"/process_*.log; do tail -n 20 "$f"; done; exit 1; }
 done

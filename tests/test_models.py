@@ -98,6 +98,16 @@ def test_patchgan_has_a_70_pixel_receptive_field():
   assert rows.max() - rows.min() + 1 == 70
 
 
+def test_bfloat16_compute_keeps_float32_params_and_outputs():
+  g = models.UNetGenerator(16, ngf=4, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+  d = models.PatchDiscriminator(ndf=4, n_layers=2, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+  assert {p.dtype for p in jax.tree.leaves(nnx.state(g, nnx.Param))} == {jnp.dtype('float32')}
+  x = _random((2, 16, 16, 3), 12)
+  y = jax.jit(lambda x: models.eval_view(g)(x))(x)
+  assert y.dtype == jnp.float32 and bool(jnp.isfinite(y).all())
+  assert d(x, y).dtype == jnp.float32
+
+
 def test_bad_options_fail_clearly():
   with pytest.raises(ValueError, match='norm must be one of'):
     models.UNetGenerator(32, ngf=4, norm='layer', rngs=nnx.Rngs(0))

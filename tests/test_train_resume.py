@@ -57,19 +57,19 @@ def _restore(data_dir, workdir, overrides):
 
 
 def test_kill_9_then_resume_is_bit_identical(tiny_dataset, tmp_path):
-  overrides = dict(num_train_steps=40, checkpoint_every_steps=10, log_every_steps=10)
+  overrides = dict(num_train_steps=24, checkpoint_every_steps=6, log_every_steps=6)
   reference = str(tmp_path / 'reference')
   trainer.train_and_evaluate(_config(tiny_dataset, overrides), reference)
 
   workdir = str(tmp_path / 'killed')
-  first_ckpt = os.path.join(workdir, 'checkpoints', '10')
+  first_ckpt = os.path.join(workdir, 'checkpoints', '6')
   proc = _start(_flags(tiny_dataset, workdir, **overrides))
   if not _wait_for(lambda: os.path.isdir(first_ckpt), proc):
     pytest.fail(f'run ended before its first checkpoint:\n{proc.stdout.read()[-3000:]}')
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   killed_at = checkpointing.Checkpointer(workdir, read_only=True).latest_step()
-  assert killed_at is not None and killed_at < 40, 'the run was not interrupted'
+  assert killed_at is not None and killed_at < 24, 'the run was not interrupted'
 
   proc = _start(_flags(tiny_dataset, workdir, **overrides))
   out, _ = proc.communicate(timeout=300)
@@ -78,7 +78,7 @@ def test_kill_9_then_resume_is_bit_identical(tiny_dataset, tmp_path):
 
   (step_a, a), (step_b, b) = _restore(tiny_dataset, reference, overrides), _restore(
       tiny_dataset, workdir, overrides)
-  assert step_a == step_b == 40
+  assert step_a == step_b == 24
   for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y),
                                   err_msg=jax.tree_util.keystr(path))
