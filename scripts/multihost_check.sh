@@ -10,7 +10,7 @@ set -euo pipefail
 DATA_DIR=${1:?usage: scripts/multihost_check.sh DATA_DIR [WORKDIR]}
 WORKDIR=$(realpath -m "${2:-$(mktemp -d)}")
 mkdir -p "$WORKDIR"
-REPO=$(cd "$REPO" && pwd)
+REPO=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-$REPO/.venv/bin/python}  # not realpath: the venv python is a symlink
 PORT=${PORT:-$(( 20000 + RANDOM % 20000 ))}
 STEPS=${STEPS:-3}
