@@ -29,6 +29,7 @@ _CONV_IMPL = flags.DEFINE_enum('conv_impl', 'phases', ['phases', 'depth_to_space
                                'Strided-conv formulation (models.py).')
 _NGF = flags.DEFINE_integer('ngf', 64, 'Generator width.')
 _NDF = flags.DEFINE_integer('ndf', 64, 'Discriminator width.')
+_TORCH = flags.DEFINE_bool('torch', True, 'Also time the PyTorch pix2pix step if torch imports.')
 
 # Peak dense bf16 FLOP/s per chip, by substring of jax's device_kind.
 PEAK_BF16_FLOPS = {
@@ -118,9 +119,88 @@ def bench_one(size: int, batch: int) -> str:
           f'examples_per_s={batch / step_s:.2f} mfu={mfu}')
 
 
+def _torch_pix2pix(size: int, ngf: int, ndf: int):
+  """pytorch-CycleGAN-and-pix2pix `unet_<size>` + `basic` D, BatchNorm, dropout (same recipe)."""
+  import math
+  import torch
+  from torch import nn
+
+  def block(outer, inner, sub=None, outermost=False, innermost=False, dropout=False, inp=None):
+    inp = inp or outer
+    down = [nn.LeakyReLU(0.2, True), nn.Conv2d(inp, inner, 4, 2, 1, bias=False)]
+    if outermost:
+      up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1), nn.Tanh()]
+      return nn.Sequential(down[1], sub, *up)
+    if innermost:
+      up = [nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=False), nn.BatchNorm2d(outer)]
+      return Skip(nn.Sequential(*down, *up))
+    up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=False), nn.BatchNorm2d(outer)]
+    return Skip(nn.Sequential(*down, nn.BatchNorm2d(inner), sub, *up,
+                              *([nn.Dropout(0.5)] if dropout else [])))
+
+  class Skip(nn.Module):
+    def __init__(self, body):
+      super().__init__()
+      self.body = body
+
+    def forward(self, x):
+      return torch.cat([x, self.body(x)], 1)
+
+  num_downs = int(math.log2(size))
+  unet = block(ngf * 8, ngf * 8, innermost=True)
+  for _ in range(num_downs - 5):
+    unet = block(ngf * 8, ngf * 8, unet, dropout=True)
+  for mult in (4, 2, 1):
+    unet = block(ngf * mult, ngf * mult * 2, unet)
+  generator = block(1, ngf, unet, outermost=True, inp=3)
+  layers, ch = [nn.Conv2d(4, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)], ndf
+  for n, stride in ((1, 2), (2, 2), (3, 1)):
+    nxt = ndf * min(2 ** n, 8)
+    layers += [nn.Conv2d(ch, nxt, 4, stride, 1, bias=False), nn.BatchNorm2d(nxt), nn.LeakyReLU(0.2, True)]
+    ch = nxt
+  discriminator = nn.Sequential(*layers, nn.Conv2d(ch, 1, 4, 1, 1))
+  return generator, discriminator
+
+
+def torch_step_seconds(size: int, batch: int, steps: int) -> float | None:
+  """Median seconds of pix2pix's optimize_parameters (D then G) in PyTorch on CPU, or None."""
+  try:
+    import torch
+  except ImportError:
+    return None
+  g, d = _torch_pix2pix(size, _NGF.value, _NDF.value)
+  opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
+  opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
+  bce, l1 = torch.nn.BCEWithLogitsLoss(), torch.nn.L1Loss()
+  a, b = torch.rand(batch, 3, size, size) * 2 - 1, torch.rand(batch, 1, size, size) * 2 - 1
+  times = []
+  for _ in range(steps + 1):
+    t0 = time.perf_counter()
+    fake = g(a)
+    opt_d.zero_grad()
+    pred_fake, pred_real = d(torch.cat([a, fake.detach()], 1)), d(torch.cat([a, b], 1))
+    loss_d = 0.5 * (bce(pred_fake, torch.zeros_like(pred_fake)) + bce(pred_real, torch.ones_like(pred_real)))
+    loss_d.backward()
+    opt_d.step()
+    opt_g.zero_grad()
+    pred = d(torch.cat([a, fake], 1))
+    loss_g = bce(pred, torch.ones_like(pred)) + 100 * l1(fake, b)
+    loss_g.backward()
+    opt_g.step()
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times[1:])
+
+
 def main(argv):
   del argv
-  lines = [bench_one(_SIZE.value, int(b)) for b in _BATCH.value]
+  lines = []
+  for b in _BATCH.value:
+    lines.append(bench_one(_SIZE.value, int(b)))
+    torch_s = torch_step_seconds(_SIZE.value, int(b), _STEPS.value) if _TORCH.value else None
+    if torch_s is not None:
+      import torch
+      print(f'pytorch {torch.__version__} same recipe (CPU, {torch.get_num_threads()} threads): '
+            f'step_s median={torch_s:.4f}  examples_per_s={int(b) / torch_s:.2f}')
   for line in lines[:-1]:
     print(line)
   print(lines[-1])
