@@ -47,10 +47,10 @@ class Checkpointer:
   def __init__(self, workdir: str | os.PathLike, *, save_every_steps: int = 1000, keep: int = 3,
                read_only: bool = False):
     options = ocp.CheckpointManagerOptions(
-        save_interval_steps=max(1, save_every_steps),
+        save_interval_steps=0 if read_only else max(1, save_every_steps),
         preservation_policy=checkpoint_managers.LatestN(n=max(1, keep)),
         enable_async_checkpointing=True,
-        cleanup_tmp_directories=True,  # half-written saves of a killed run
+        cleanup_tmp_directories=not read_only,  # half-written saves of a killed run
         read_only=read_only,
         create=not read_only)
     self.directory = checkpoint_dir(workdir)

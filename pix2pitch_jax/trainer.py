@@ -60,7 +60,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval_every_steps = 5000    # validation L1 + TensorBoard images; 0: only at the end
   c.eval_max_examples = 0      # 0: the whole validation split
   c.num_images = 4             # examples shown in TensorBoard at each evaluation
-  c.num_devices = 0            # 0: all devices of all processes
+  c.num_devices = 0            # 0: all devices (one process: the most that divide batch_size)
   c.dtype = 'float32'          # compute dtype: float32 | bfloat16 (params stay float32)
   c.fsdp = False               # shard params + optimizer state over 'data' (else replicate)
 
@@ -106,6 +106,21 @@ def _require(ok: bool, message: str) -> None:
     raise ValueError(f'Bad config: {message}')
 
 
+def mesh_size(config) -> int:
+  """Devices to shard the batch over: `num_devices`, or all of them.
+
+  With num_devices=0 in a single process, a batch smaller than (or not divisible by) the device
+  count uses the largest device count that divides it, so small-batch runs work anywhere.
+  Multi-process runs always use every device.
+  """
+  if config.num_devices:
+    return config.num_devices
+  n = jax.device_count()
+  if jax.process_count() > 1:
+    return n
+  return max(d for d in range(1, n + 1) if config.batch_size % d == 0)
+
+
 def validate_config(config: ml_collections.ConfigDict) -> records.DatasetMeta:
   """All config checks in one place, before anything compiles; returns the dataset's meta."""
   unknown = _unknown_keys(config, default_config())
@@ -139,7 +154,7 @@ def validate_config(config: ml_collections.ConfigDict) -> records.DatasetMeta:
            f'got {o.decay_start_step}')
   _require(i.workers >= 0 and i.shuffle_buffer >= 0,
            'input.workers and input.shuffle_buffer must be >= 0')
-  num_devices = c.num_devices or jax.device_count()
+  num_devices = mesh_size(c)
   _require(c.batch_size % num_devices == 0 and c.batch_size % jax.process_count() == 0,
            f'batch_size={c.batch_size} must be divisible by the {num_devices} devices and '
            f'{jax.process_count()} processes')
@@ -430,7 +445,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   meta = validate_config(config)
   os.makedirs(workdir, exist_ok=True)
   _write_config(config, workdir)
-  mesh = sharding.make_mesh(config.num_devices or None)
+  mesh = sharding.make_mesh(mesh_size(config))
+  if mesh.size < jax.device_count():
+    logging.warning('Training on %d of %d devices (batch_size=%d, num_devices=%d).', mesh.size,
+                    jax.device_count(), config.batch_size, config.num_devices)
   nets = make_networks(config, meta)
   data = input_pipeline.train_dataset(
       config.data_dir, global_batch_size=config.batch_size, seed=config.seed,

@@ -102,7 +102,7 @@ def test_fsdp_shards_params_and_optimizer_state(tiny_dataset, tmp_path):
 @pytest.mark.parametrize('overrides, message', [
     ({'model.norm': 'layer'}, "model.norm must be one of"),
     ({'image_size': 64}, 'has 32x32 mels'),
-    ({'batch_size': 12}, 'divisible by the 8 devices'),
+    ({'batch_size': 12, 'num_devices': 8}, 'divisible by the 8 devices'),
     ({'optimizer.decay_start_step': 99}, 'decay_start_step must be in'),
     ({'data_dir': '/nonexistent'}, 'is not a directory'),
 ])
@@ -110,6 +110,13 @@ def test_config_errors_are_clear_and_early(tiny_dataset, tmp_path, overrides, me
   with pytest.raises(ValueError, match=message):
     trainer.train_and_evaluate(tiny_config(tiny_dataset, **overrides), str(tmp_path))
   assert not os.path.exists(tmp_path / 'checkpoints')  # failed before any work
+
+
+def test_small_batches_use_fewer_devices(tiny_dataset):
+  assert trainer.mesh_size(tiny_config(tiny_dataset, batch_size=4)) == 4
+  assert trainer.mesh_size(tiny_config(tiny_dataset, batch_size=6)) == 6
+  assert trainer.mesh_size(tiny_config(tiny_dataset, batch_size=16)) == 8
+  assert trainer.mesh_size(tiny_config(tiny_dataset, batch_size=4, num_devices=2)) == 2
 
 
 def test_unknown_config_field(tiny_dataset, tmp_path):
