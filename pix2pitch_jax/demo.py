@@ -94,18 +94,44 @@ def write_outside_style_images(out_dir: pathlib.Path, seed: int = 0) -> pathlib.
   return out_dir
 
 
-def _load_train_config(config_path: str, data_dir: pathlib.Path, num_steps: int | None):
+def _load_train_config(config_path: str, data_dir: pathlib.Path, overrides: dict[str, Any]):
+  """The config file's get_config(), pointed at the demo corpus, with dotted-key overrides."""
   import importlib.util
-  spec = importlib.util.spec_from_file_location('demo_config', config_path)
-  if spec is None or spec.loader is None:
+  path = pathlib.Path(config_path)
+  if not path.is_file():
     raise FileNotFoundError(f'config file {config_path} not found')
+  spec = importlib.util.spec_from_file_location('demo_config', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config()
   config.data_dir = str(data_dir)
-  if num_steps is not None:
-    config.num_train_steps = num_steps
+  for dotted, value in overrides.items():
+    *parents, leaf = dotted.split('.')
+    node = config
+    for name in parents:
+      node = node[name]
+    node[leaf] = value  # ConfigDict refuses unknown keys and wrong types: errors stay clear
   return config
+
+
+def _finished_evaluation(train_dir: pathlib.Path, step: int) -> dict[str, Any] | None:
+  """The evaluation of checkpoint `step` if an earlier run of the demo already wrote it."""
+  metrics_json = train_dir / 'eval' / f'metrics_{step}.json'
+  report_md = train_dir / 'eval' / f'report_{step}.md'
+  if not (metrics_json.exists() and report_md.exists()):
+    return None
+  return {'metrics': json.loads(metrics_json.read_text()), 'metrics_json': str(metrics_json),
+          'report_md': str(report_md), 'step': step}
+
+
+def _finished_gallery(out_dir: pathlib.Path, step: int) -> dict[str, Any] | None:
+  """The gallery in `out_dir` if it was generated from checkpoint `step`."""
+  manifest, index_html = out_dir / 'manifest.json', out_dir / 'index.html'
+  if not (manifest.exists() and index_html.exists()):
+    return None
+  if json.loads(manifest.read_text()).get('step') != step:
+    return None
+  return {'index_html': str(index_html), 'manifest': str(manifest), 'step': step}
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -121,8 +147,15 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str = 'experiments/demo.py',
-             num_train_steps: int | None = None, gallery_size: int = 24) -> dict[str, Any]:
-  """Builds, trains, evaluates and generates; returns (and writes) the demo summary."""
+             config_overrides: dict[str, Any] | None = None,
+             build_options: dict[str, Any] | None = None,
+             gallery_size: int = 24) -> dict[str, Any]:
+  """Builds, trains, evaluates and generates; returns (and writes) the demo summary.
+
+  `config_overrides` maps dotted config keys to values (`{'num_train_steps': 100}`) and
+  `build_options` goes to `data_prep.builder.build_demo` (`{'num_paintings': 24}`); tests use
+  both to run the whole pipeline at toy size.
+  """
   from data_prep import builder
   from pix2pitch_jax import evaluation, generation, trainer
 
@@ -132,19 +165,23 @@ def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str = 'expe
   data_dir, train_dir = workdir / 'data', workdir / 'train'
   start = time.perf_counter()
 
-  report = _stage(f'build the {demo!r} demo corpus', lambda: builder.build_demo(demo, str(data_dir)))
-  config = _load_train_config(config_path, data_dir, num_train_steps)
+  config = _load_train_config(config_path, data_dir, config_overrides or {})
+  report = _stage(f'build the {demo!r} demo corpus',
+                  lambda: builder.build_demo(demo, str(data_dir), image_size=config.image_size,
+                                             **(build_options or {})))
   train_summary = _stage('train', lambda: trainer.train_and_evaluate(config, str(train_dir)))
-  eval_result = _stage('evaluate on the test split',
-                       lambda: evaluation.evaluate(str(train_dir), split='test'))
-  test_gallery = _stage('generate the test-split gallery', lambda: generation.generate(
-      str(train_dir), str(workdir / 'gallery' / 'test'), split='test',
-      max_examples=gallery_size))
+  step = int(train_summary['step'])
+  # Evaluation and galleries of the final checkpoint are kept across re-runs of the demo.
+  eval_result = _finished_evaluation(train_dir, step) or _stage(
+      'evaluate on the test split', lambda: evaluation.evaluate(str(train_dir), split='test'))
+  test_dir, outside_dir = workdir / 'gallery' / 'test', workdir / 'gallery' / 'outside'
+  test_gallery = _finished_gallery(test_dir, step) or _stage(
+      'generate the test-split gallery', lambda: generation.generate(
+          str(train_dir), str(test_dir), split='test', max_examples=gallery_size))
   outside = write_outside_style_images(workdir / 'outside_images')
-  outside_gallery = _stage('generate music for images outside the training style',
-                           lambda: generation.generate(str(train_dir),
-                                                       str(workdir / 'gallery' / 'outside'),
-                                                       images_dir=str(outside)))
+  outside_gallery = _finished_gallery(outside_dir, step) or _stage(
+      'generate music for images outside the training style',
+      lambda: generation.generate(str(train_dir), str(outside_dir), images_dir=str(outside)))
   summary = {
       'demo': demo,
       'workdir': str(workdir.resolve()),
@@ -183,8 +220,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  run_demo(_DEMO.value, _WORKDIR.value, config_path=_CONFIG.value,
-           num_train_steps=_NUM_STEPS.value, gallery_size=_GALLERY_SIZE.value)
+  overrides = {} if _NUM_STEPS.value is None else {'num_train_steps': _NUM_STEPS.value}
+  run_demo(_DEMO.value, _WORKDIR.value, config_path=_CONFIG.value, config_overrides=overrides,
+           gallery_size=_GALLERY_SIZE.value)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,56 @@
+"""The whole demo pipeline at toy size: every stage's interface, the outputs, and resume."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from pix2pitch_jax import demo, images
+
+TOY = dict(
+    config_overrides={'image_size': 32, 'model.ngf': 8, 'model.ndf': 8, 'batch_size': 8,
+                      'num_train_steps': 4, 'checkpoint_every_steps': 2, 'log_every_steps': 2,
+                      'eval_every_steps': 4, 'eval_max_examples': 8},
+    build_options={'num_paintings': 24, 'shard_size': 8, 'progress': False},
+    gallery_size=3)
+
+
+def test_outside_style_images_cover_odd_modes(tmp_path):
+  out = demo.write_outside_style_images(tmp_path)
+  files = sorted(p.name for p in out.iterdir())
+  assert files == ['palette_noise.png', 'pen_sketch.png', 'photo_landscape.jpg', 'poster_rgba.png']
+  for path in out.iterdir():
+    image = images.load_painting(path, 32)
+    assert image.shape == (32, 32, 3) and image.dtype == np.uint8
+    assert image.std() > 0  # not blank after mode conversion
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path):
+  summary = demo.run_demo('synesthesia', tmp_path, **TOY)
+  assert summary['train']['step'] == 4
+  metrics = json.loads(pathlib.Path(summary['metrics_json']).read_text())
+  for system in ('model', 'retrieval', 'era_mean'):
+    assert 0 <= metrics[system]['onset_f1'] <= 1
+  assert 'onset_f1' in summary['headline']['model']
+  html = pathlib.Path(summary['gallery_test']).read_text()
+  assert html.count('<audio') >= 3
+  outside = json.loads((pathlib.Path(summary['gallery_outside']).parent / 'manifest.json')
+                       .read_text())
+  assert len(outside['entries']) == 4 and outside['skipped'] == []
+  stamps = {p: p.stat().st_mtime_ns for p in (pathlib.Path(summary['metrics_json']),
+                                              pathlib.Path(summary['gallery_test']))}
+
+  again = demo.run_demo('synesthesia', tmp_path, **TOY)  # a second run redoes nothing
+  assert again['metrics_json'] == summary['metrics_json']
+  assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+  assert json.loads((tmp_path / 'demo_summary.json').read_text())['headline'] == \
+      summary['headline']
+
+
+def test_bad_demo_name_and_missing_config(tmp_path):
+  with pytest.raises(ValueError, match='unknown demo'):
+    demo.run_demo('cubism', tmp_path)
+  with pytest.raises(FileNotFoundError, match='not found'):
+    demo.run_demo('eras', tmp_path, config_path=str(tmp_path / 'nope.py'))
