@@ -31,7 +31,7 @@ class LoadedGenerator:
                nets: trainer.Networks, variables, mesh):
     self.config, self.step, self.meta = config, step, meta
     self.image_size = config.image_size
-    self._variables, self._mesh = variables, mesh
+    self.variables, self._mesh = variables, mesh  # generator params + BN stats, sharded
     self._era_conditioned = bool(config.model.era_conditioning)
     data, repl = sharding.data_sharding(mesh), sharding.replicated(mesh)
     self._apply = jax.jit(functools.partial(_generate, nets.generator),
@@ -61,7 +61,7 @@ class LoadedGenerator:
     e = np.concatenate([eras, np.zeros((pad,), np.int32)])
     # Single-process: a device_put; multi-process callers pass identical arrays on every host.
     data = sharding.data_sharding(self._mesh)
-    out = self._apply(self._variables, jax.device_put(x, data), jax.device_put(e, data))
+    out = self._apply(self.variables, jax.device_put(x, data), jax.device_put(e, data))
     return np.asarray(jax.device_get(out))[:b, :, :, 0]
 
 

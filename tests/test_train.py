@@ -94,7 +94,7 @@ def test_fsdp_shards_params_and_optimizer_state(tiny_dataset, tmp_path):
                                        str(tmp_path))
   assert all(np.isfinite(summary[k]) for k in trainer.LOSS_KEYS)
   gen = inference.load_generator(str(tmp_path))
-  kernel = gen._variables['params']['down_convs'][3]['kernel']  # (4, 4, 32, 64)
+  kernel = gen.variables['params']['down_convs'][3]['kernel']  # (4, 4, 32, 64)
   assert kernel.sharding.spec == jax.sharding.PartitionSpec(None, None, None, 'data')
   assert gen.generate(np.zeros((2, 32, 32, 3), np.uint8)).shape == (2, 32, 32)
 
