@@ -13,6 +13,7 @@ import json
 from absl import app, flags, logging
 
 from data_prep import builder, music, paintings
+from pix2pitch_jax import logs
 
 _PAINTINGS = flags.DEFINE_string('paintings', None, 'Root of the paintings (see --paintings_format).')
 _MUSIC = flags.DEFINE_string('music', None, 'Root of the music (see --music_format).')
@@ -85,6 +86,7 @@ def _options() -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  logs.quiet_library_logs()
   if _DEMO.value and (_PAINTINGS.value or _MUSIC.value):
     raise app.UsageError('give either --demo or --paintings and --music, not both')
   if not _DEMO.value and not (_PAINTINGS.value and _MUSIC.value):

@@ -1,12 +1,15 @@
 """Demo: the built-in demo corpora (128x128 mels of 4 s clips) on a 2-core CPU in ~7 minutes.
 
-A half-width pix2pix (ngf = ndf = 32, 7 U-Net levels at 128^2) at batch 4. Measured on 2 CPU
-cores (synesthesia corpus, 602 training pairs): 3.4-3.8 steps/s alone, 2.2 steps/s while
-another job shares the cores; 800 steps took 8.5 min wall-clock under that contention
-(validation L1 0.103 at step 200, 0.093 at 400 and 800). 1 000 steps = 4 000 examples,
-~6-8 minutes including compilation and the evaluations.
+A half-width pix2pix (ngf = ndf = 32, 7 U-Net levels at 128^2) at batch 4: 3.4-3.8 steps/s on
+2 idle CPU cores, ~2.2 steps/s while another job shares them. 1 000 steps = 4 000 examples.
+Measured figures are in WORKSPACE_NOTES.md.
 
-    python -m pix2pitch_jax.train --config=experiments/demo.py --workdir=runs/demo \
+No jitter and no flip: the demo paintings are synthetic and spatially aligned with their music
+(on `synesthesia` a stroke's column is its onset time), so pix2pix's painting-only flip would
+pair mirrored paintings with unmirrored music, and the resize-and-crop jitter would move notes
+off their pitch rows.
+
+    python -m pix2pitch_jax.train --config=experiments/demo.py --workdir=runs/demo/train \
         --config.data_dir=runs/demo/data
 """
 
@@ -25,5 +28,7 @@ def get_config():
   config.eval_max_examples = 64
   config.model.ngf = 32
   config.model.ndf = 32
+  config.input.jitter = False
+  config.input.flip = False
   config.input.workers = 0
   return config

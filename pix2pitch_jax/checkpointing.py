@@ -118,7 +118,7 @@ class StopSignal:
   preemption sync (`Checkpointer.reached_preemption`) is the mechanism.
   """
 
-  def __init__(self, signals=(signal.SIGTERM,)):
+  def __init__(self, signals=(signal.SIGTERM, signal.SIGINT)):
     self.received: int | None = None
     self._signals = signals
     self._previous: dict[int, Any] = {}
@@ -135,5 +135,8 @@ class StopSignal:
 
   def _handle(self, signum, frame) -> None:
     del frame
-    logging.warning('Received signal %d: saving a checkpoint and stopping.', signum)
+    logging.warning('Received %s: saving a checkpoint and stopping (send it again to stop at '
+                    'once).', signal.Signals(signum).name)
     self.received = signum
+    # A second Ctrl-C / SIGTERM gets the previous behaviour (KeyboardInterrupt, termination).
+    signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))

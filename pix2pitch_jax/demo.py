@@ -27,6 +27,8 @@ from typing import Any, Callable
 import numpy as np
 from absl import app, flags, logging
 
+from pix2pitch_jax import logs
+
 DEMOS = ('synesthesia', 'eras')
 
 _DEMO = flags.DEFINE_enum('demo', 'synesthesia', DEMOS, 'Which built-in demo corpus to use.')
@@ -171,6 +173,10 @@ def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str = 'expe
                                              **(build_options or {})))
   train_summary = _stage('train', lambda: trainer.train_and_evaluate(config, str(train_dir)))
   step = int(train_summary['step'])
+  if train_summary.get('preempted'):
+    print(f'[demo] interrupted at step {step}; the checkpoint is saved. Run the same command '
+          'again to continue.', flush=True)
+    raise SystemExit(130)  # the shell's code for "stopped by Ctrl-C"
   # Evaluation and galleries of the final checkpoint are kept across re-runs of the demo.
   eval_result = _finished_evaluation(train_dir, step) or _stage(
       'evaluate on the test split', lambda: evaluation.evaluate(str(train_dir), split='test'))
@@ -220,6 +226,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  logs.quiet_library_logs()
   overrides = {} if _NUM_STEPS.value is None else {'num_train_steps': _NUM_STEPS.value}
   run_demo(_DEMO.value, _WORKDIR.value, config_path=_CONFIG.value, config_overrides=overrides,
            gallery_size=_GALLERY_SIZE.value)

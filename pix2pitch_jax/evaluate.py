@@ -9,7 +9,7 @@ first use. Metrics and outputs: docs/evaluation.md.
 
 from absl import app, flags
 
-from pix2pitch_jax import evaluation, generation
+from pix2pitch_jax import evaluation, generation, logs
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).',
                                required=True)
@@ -24,6 +24,7 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Griffin-Lim initial phases.
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  logs.quiet_library_logs()
   result = evaluation.evaluate(
       _WORKDIR.value, generation.parse_checkpoint(_CHECKPOINT.value), _SPLIT.value,
       _MAX_EXAMPLES.value, batch_size=_BATCH_SIZE.value, griffin_lim_iters=_GL_ITERS.value,

@@ -10,7 +10,7 @@ readable images are reported and skipped. Same seed, same audio.
 
 from absl import app, flags
 
-from pix2pitch_jax import generation
+from pix2pitch_jax import generation, logs
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).',
                                required=True)
@@ -31,6 +31,7 @@ flags.mark_flags_as_mutual_exclusive(['images', 'split'], required=True)
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  logs.quiet_library_logs()
   result = generation.generate(
       _WORKDIR.value, _OUT.value, images_dir=_IMAGES.value, split=_SPLIT.value,
       checkpoint=generation.parse_checkpoint(_CHECKPOINT.value), max_examples=_MAX_EXAMPLES.value,

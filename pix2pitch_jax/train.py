@@ -14,7 +14,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from pix2pitch_jax import sharding
+from pix2pitch_jax import logs, sharding
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'experiments/<name>.py',
                                           lock_config=True)
@@ -22,20 +22,10 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-class _DropLibraryInfo(logging.logging.Filter):
-  """Orbax and TFDS log every save/restore phase at INFO; keep their warnings and errors."""
-
-  NOISY = ('/orbax/', '/tensorflow_datasets/', '/grain/')
-
-  def filter(self, record):
-    return record.levelno > logging.logging.INFO or not any(
-        part in record.pathname for part in self.NOISY)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  logging.get_absl_handler().addFilter(_DropLibraryInfo())
+  logs.quiet_library_logs()
   sharding.maybe_initialize_distributed()  # before any other jax call
   from pix2pitch_jax import trainer  # noqa: PLC0415 -- after distributed init
   try:

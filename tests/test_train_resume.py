@@ -1,5 +1,5 @@
 """Crash safety of `python -m pix2pitch_jax.train`: kill -9 + rerun is bit-identical to an
-uninterrupted run; SIGTERM saves a restorable checkpoint and exits cleanly."""
+uninterrupted run; SIGTERM or Ctrl-C saves a restorable checkpoint and exits cleanly."""
 
 import os
 import signal
@@ -84,16 +84,17 @@ def test_kill_9_then_resume_is_bit_identical(tiny_dataset, tmp_path):
                                   err_msg=jax.tree_util.keystr(path))
 
 
-def test_sigterm_saves_and_exits_cleanly(tiny_dataset, tmp_path):
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])  # pre-emption and Ctrl-C
+def test_stop_signal_saves_and_exits_cleanly(tiny_dataset, tmp_path, sig):
   overrides = dict(num_train_steps=100_000, checkpoint_every_steps=100_000, log_every_steps=2)
   workdir = str(tmp_path)
   metrics = os.path.join(workdir, trainer.METRICS_FILE)
   proc = _start(_flags(tiny_dataset, workdir, **overrides))
   assert _wait_for(lambda: os.path.exists(metrics) and os.path.getsize(metrics) > 0, proc)
-  proc.send_signal(signal.SIGTERM)
+  proc.send_signal(sig)
   out, _ = proc.communicate(timeout=120)
   assert proc.returncode == 0, out[-3000:]
-  assert 'Received signal 15' in out and 'checkpoint saved' in out
+  assert f'Received {sig.name}' in out and 'checkpoint saved' in out
   step, state = _restore(tiny_dataset, workdir, overrides)
   assert 0 < step < 100_000 and int(state['progress']['step']) == step
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state['generator']))
