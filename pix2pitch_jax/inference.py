@@ -33,7 +33,7 @@ class LoadedGenerator:
     self.image_size = config.image_size
     self.variables, self._mesh = variables, mesh  # generator params + BN stats, sharded
     self._era_conditioned = bool(config.model.era_conditioning)
-    data, repl = sharding.data_sharding(mesh), sharding.replicated(mesh)
+    data = sharding.data_sharding(mesh)
     self._apply = jax.jit(functools.partial(_generate, nets.generator),
                           in_shardings=(jax.tree.map(lambda a: a.sharding, variables), data, data),
                           out_shardings=data)

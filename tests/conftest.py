@@ -54,3 +54,28 @@ def write_tiny_dataset(data_dir, image_size=32, sizes=(('train', 16), ('validati
 def tiny_dataset(tmp_path_factory):
   """A 32x32 dataset (16 train / 4 validation / 4 test) in the real on-disk format."""
   return write_tiny_dataset(tmp_path_factory.mktemp('tiny_dataset'))
+
+
+class TinyRuleGenerator:
+  """Stand-in for `inference.LoadedGenerator` (same interface) that applies the tiny dataset's
+  own painting -> mel rule, so it is exact where a real model would still be learning."""
+
+  def __init__(self, data_dir, step=4):
+    import types
+    self.config = types.SimpleNamespace(data_dir=data_dir)
+    self.meta = records.read_meta(data_dir)
+    self.image_size = self.meta.image_size
+    self.step = step
+
+  def generate(self, paintings, eras=None):
+    del eras
+    return np.asarray(paintings, np.float32).mean(axis=-1) / 127.5 - 1.0
+
+
+@pytest.fixture
+def stub_workdir(tiny_dataset, tmp_path, monkeypatch):
+  """A workdir path whose 'checkpoint' loads as a TinyRuleGenerator (no training needed)."""
+  from pix2pitch_jax import inference
+  monkeypatch.setattr(inference, 'load_generator',
+                      lambda workdir, checkpoint='latest': TinyRuleGenerator(tiny_dataset))
+  return tmp_path / 'workdir'

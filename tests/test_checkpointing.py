@@ -1,6 +1,5 @@
 """Checkpoint retention and fall-back to the previous checkpoint when the latest is corrupt."""
 
-import os
 import pathlib
 
 import numpy as np

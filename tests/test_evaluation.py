@@ -2,41 +2,14 @@
 
 import json
 import pathlib
-import sys
-import types
 
 import numpy as np
 import pytest
 
-from pix2pitch_jax import era_classifier, evaluation, records
+from pix2pitch_jax import era_classifier, evaluation
 
 TINY_CLASSIFIER = era_classifier.ClassifierConfig(features=(8, 16), embedding_dim=16,
                                                   num_steps=30, batch_size=8)
-
-
-class CopyingGenerator:
-  """Stand-in for inference.LoadedGenerator: the tiny dataset's own painting -> mel rule, so
-  the 'model' must beat both baselines."""
-
-  def __init__(self, data_dir, step=4):
-    self.config = types.SimpleNamespace(data_dir=data_dir)
-    self.meta = records.read_meta(data_dir)
-    self.image_size = self.meta.image_size
-    self.step = step
-
-  def generate(self, paintings, eras=None):
-    del eras
-    return np.asarray(paintings, np.float32).mean(axis=-1) / 127.5 - 1.0
-
-
-@pytest.fixture
-def stub_workdir(tiny_dataset, tmp_path, monkeypatch):
-  fake = types.ModuleType('pix2pitch_jax.inference')
-  fake.load_generator = lambda workdir, checkpoint='latest': CopyingGenerator(tiny_dataset)
-  monkeypatch.setitem(sys.modules, 'pix2pitch_jax.inference', fake)
-  import pix2pitch_jax
-  monkeypatch.setattr(pix2pitch_jax, 'inference', fake, raising=False)
-  return tmp_path / 'workdir'
 
 
 def test_evaluate_writes_every_metric_with_baselines(stub_workdir):

@@ -4,14 +4,13 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
 import soundfile
 from PIL import Image
 
-from pix2pitch_jax import gallery, generation, records
+from pix2pitch_jax import gallery, generation
 
 pytestmark = pytest.mark.skipif(
     not any(shutil.which(n) for n in ('chromium', 'chromium-browser', 'google-chrome')),
@@ -26,21 +25,9 @@ def test_colorize_mel_is_magma_from_dark_to_light():
 
 
 @pytest.fixture
-def generated_gallery(tiny_dataset, tmp_path, monkeypatch):
+def generated_gallery(stub_workdir, tmp_path):
   """A split gallery (generated + reference audio) written by generation.generate."""
-
-  class Generator:
-    config = types.SimpleNamespace(data_dir=tiny_dataset)
-    meta = records.read_meta(tiny_dataset)
-    image_size, step = 32, 1
-
-    def generate(self, paintings, eras=None):
-      return np.asarray(paintings, np.float32).mean(axis=-1) / 127.5 - 1.0
-
-  fake = types.ModuleType('pix2pitch_jax.inference')
-  fake.load_generator = lambda workdir, checkpoint='latest': Generator()
-  monkeypatch.setitem(sys.modules, 'pix2pitch_jax.inference', fake)
-  result = generation.generate(tmp_path / 'workdir', tmp_path / 'gallery', split='test',
+  result = generation.generate(stub_workdir, tmp_path / 'gallery', split='test',
                                max_examples=2, griffin_lim_iters=2)
   return pathlib.Path(result['index_html'])
 

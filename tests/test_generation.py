@@ -2,38 +2,13 @@
 
 import json
 import pathlib
-import sys
-import types
 
 import numpy as np
 import pytest
 import soundfile
 from PIL import Image
 
-from pix2pitch_jax import generation, records
-
-
-class PaintingMeanGenerator:
-  """Stand-in for inference.LoadedGenerator (same interface): mel = mean colour of the painting."""
-
-  def __init__(self, data_dir):
-    self.config = types.SimpleNamespace(data_dir=data_dir)
-    self.meta = records.read_meta(data_dir)
-    self.image_size = self.meta.image_size
-    self.step = 7
-
-  def generate(self, paintings, eras=None):
-    return np.asarray(paintings, np.float32).mean(axis=-1) / 127.5 - 1.0
-
-
-@pytest.fixture
-def workdir(tiny_dataset, tmp_path, monkeypatch):
-  fake = types.ModuleType('pix2pitch_jax.inference')
-  fake.load_generator = lambda workdir, checkpoint='latest': PaintingMeanGenerator(tiny_dataset)
-  monkeypatch.setitem(sys.modules, 'pix2pitch_jax.inference', fake)
-  import pix2pitch_jax
-  monkeypatch.setattr(pix2pitch_jax, 'inference', fake, raising=False)
-  return tmp_path / 'workdir'
+from pix2pitch_jax import generation
 
 
 def image_folder(root: pathlib.Path) -> pathlib.Path:
@@ -50,11 +25,12 @@ def image_folder(root: pathlib.Path) -> pathlib.Path:
   return root
 
 
-def test_generate_from_a_folder_skips_bad_files(workdir, tmp_path):
+def test_generate_from_a_folder_skips_bad_files(stub_workdir, tmp_path):
+  workdir = stub_workdir
   images = image_folder(tmp_path / 'images')
   out = tmp_path / 'out'
   result = generation.generate(workdir, out, images_dir=images, griffin_lim_iters=4)
-  assert result['count'] == 3 and result['step'] == 7
+  assert result['count'] == 3 and result['step'] == 4
   assert sorted(pathlib.Path(p).name for p, _ in result['skipped']) == ['README.txt', 'broken.jpg']
   for stem in ('photo', 'alpha', 'sketches_sketch'):
     clip, sample_rate = soundfile.read(out / f'{stem}.wav')
@@ -67,7 +43,8 @@ def test_generate_from_a_folder_skips_bad_files(workdir, tmp_path):
   assert len(manifest['entries']) == 3 and len(manifest['skipped']) == 2
 
 
-def test_generate_a_split_with_references_is_deterministic(workdir, tmp_path):
+def test_generate_a_split_with_references_is_deterministic(stub_workdir, tmp_path):
+  workdir = stub_workdir
   first = generation.generate(workdir, tmp_path / 'a', split='test', max_examples=3, seed=3,
                               griffin_lim_iters=4)
   again = generation.generate(workdir, tmp_path / 'b', split='test', max_examples=3, seed=3,
@@ -85,7 +62,8 @@ def test_generate_a_split_with_references_is_deterministic(workdir, tmp_path):
   assert page.count('<audio') == 6 and 'labelled: baroque' in page
 
 
-def test_generate_argument_errors(workdir, tmp_path):
+def test_generate_argument_errors(stub_workdir, tmp_path):
+  workdir = stub_workdir
   with pytest.raises(ValueError, match='exactly one'):
     generation.generate(workdir, tmp_path / 'x')
   with pytest.raises(ValueError, match='not one of'):
