@@ -71,9 +71,9 @@ def _memory_mb(compiled, device) -> str:
 def bench_one(size: int, batch: int) -> str:
   import jax
   import numpy as np
-  from pix2pitch_jax import audio, records, sharding, trainer
+  from pix2pitch_jax import audio, configs, records, sharding, trainer
 
-  config = trainer.default_config()
+  config = configs.default_config()
   config.image_size, config.batch_size, config.dtype = size, batch, _DTYPE.value
   config.model.ngf, config.model.ndf, config.model.conv_impl = _NGF.value, _NDF.value, _CONV_IMPL.value
   meta = records.DatasetMeta(audio.MelParams(image_size=size), ('a', 'b'))

@@ -13,11 +13,11 @@ off their pitch rows.
         --config.data_dir=runs/demo/data
 """
 
-from pix2pitch_jax import trainer
+from pix2pitch_jax import configs
 
 
 def get_config():
-  config = trainer.default_config()
+  config = configs.default_config()
   config.image_size = 128
   config.batch_size = 4
   config.num_train_steps = 1000

@@ -5,13 +5,13 @@ Adam 2e-4 / 0.5, 100 epochs constant + 100 decaying (pix2pix defaults) expressed
 for a ~2 000-pair training split at batch 1.
 """
 
-from pix2pitch_jax import trainer
+from pix2pitch_jax import configs
 
 TRAIN_EXAMPLES = 2000  # steps per epoch at batch 1; adjust to your dataset's train split
 
 
 def get_config():
-  config = trainer.default_config()
+  config = configs.default_config()
   config.image_size = 256
   config.batch_size = 1
   # n_epochs + n_epochs_decay = 100 + 100: decay starts at num_train_steps // 2 (the default).

@@ -25,7 +25,7 @@ import time
 from typing import Any, Callable
 
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 
 from pix2pitch_jax import logs
 
@@ -43,7 +43,6 @@ _GALLERY_SIZE = flags.DEFINE_integer('gallery_size', 24,
 
 def _stage(name: str, fn: Callable[[], Any]) -> Any:
   """Runs one stage with a start line, an elapsed-time line, and its result returned."""
-  logging.info('=== %s ...', name)
   print(f'[demo] {name} ...', flush=True)
   start = time.perf_counter()
   result = fn()
@@ -158,8 +157,9 @@ def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str = 'expe
   `build_options` goes to `data_prep.builder.build_demo` (`{'num_paintings': 24}`); tests use
   both to run the whole pipeline at toy size.
   """
+  # JAX is imported only after the corpus is built: data_prep's workers fork cheaply from a
+  # process without JAX, and must be spawned (seconds each) from one with it.
   from data_prep import builder
-  from pix2pitch_jax import evaluation, generation, trainer
 
   if demo not in DEMOS:
     raise ValueError(f'unknown demo {demo!r}; choose one of {DEMOS}')
@@ -171,6 +171,7 @@ def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str = 'expe
   report = _stage(f'build the {demo!r} demo corpus',
                   lambda: builder.build_demo(demo, str(data_dir), image_size=config.image_size,
                                              **(build_options or {})))
+  from pix2pitch_jax import evaluation, generation, trainer
   train_summary = _stage('train', lambda: trainer.train_and_evaluate(config, str(train_dir)))
   step = int(train_summary['step'])
   if train_summary.get('preempted'):
