@@ -180,11 +180,9 @@ class SourceSet:
 def build_paired(sources: SourceSet, out_dir, opts: BuildOptions, era_set: Sequence[str],
                  fingerprint: str) -> dict:
   """Paintings and recordings mapped to eras, paired within splits, written as a dataset."""
-  workspace = Workspace(out_dir)
-  done = workspace.completed_report(fingerprint)
+  workspace, done = open_workspace(out_dir, fingerprint, opts.overwrite)
   if done is not None:
     return done
-  workspace.claim(fingerprint, opts.overwrite)
   n_workers = workers.resolve_workers(opts.workers)
   start = time.perf_counter()
 
@@ -329,6 +327,17 @@ def _split_counts(jobs, results, era_names) -> dict[str, dict]:
 
 # ---------------------------------------------------------------------------------------------
 # The output directory's bookkeeping.
+
+
+def open_workspace(out_dir: str | os.PathLike, fingerprint: str,
+                   overwrite: bool) -> tuple['Workspace', dict | None]:
+  """The workspace of a build, and its stored report when `out_dir` already holds this exact
+  build (then nothing is to be done); otherwise the workspace is claimed for this plan."""
+  workspace = Workspace(out_dir)
+  done = workspace.completed_report(fingerprint)
+  if done is None:
+    workspace.claim(fingerprint, overwrite)
+  return workspace, done
 
 
 class Workspace:

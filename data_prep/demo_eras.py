@@ -99,11 +99,9 @@ def build(out_dir, opts, num_paintings: int | None) -> dict:
   works = corpus_works()
   fingerprint = builder.fingerprint(opts, ['demo:eras', n, ERA_PROGRAMS, RENDER_SECONDS,
                                            [w[1].split('corpus/')[-1] for w in works]])
-  workspace = builder.Workspace(out_dir)
-  done = workspace.completed_report(fingerprint)
+  workspace, done = builder.open_workspace(out_dir, fingerprint, opts.overwrite)
   if done is not None:
     return done
-  workspace.claim(fingerprint, opts.overwrite)
   start = time.perf_counter()
   midi_dir = workspace.path / 'music21'
   jobs, recordings = [], []

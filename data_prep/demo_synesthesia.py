@@ -204,11 +204,9 @@ def build(out_dir, opts, num_paintings: int | None) -> dict:
   if n < 3:
     raise ValueError(f'synesthesia needs at least 3 paintings, got {n}')
   fingerprint = builder.fingerprint(opts, ['demo:synesthesia', RULE_VERSION, n])
-  workspace = builder.Workspace(out_dir)
-  done = workspace.completed_report(fingerprint)
+  workspace, done = builder.open_workspace(out_dir, fingerprint, opts.overwrite)
   if done is not None:
     return done
-  workspace.claim(fingerprint, opts.overwrite)
   start = time.perf_counter()
   scores = {f'syn-{i:05d}': SynesthesiaScore(pairing.stable_hash(str(i), f'syn{opts.seed}'),
                                              i % len(ERA_NAMES), opts.image_size,

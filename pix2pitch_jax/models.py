@@ -37,7 +37,7 @@ All three give the same outputs for the same parameters up to float rounding
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Callable, Literal
 
 import jax
 import jax.numpy as jnp
@@ -118,11 +118,11 @@ def conv_4x4_s2(x: jax.Array, kernel: jax.Array, impl: ConvImpl) -> jax.Array:
   return _conv2d(s, k.reshape(2, 2, 4 * cin, cout), 'VALID')
 
 
-class DownConv(nnx.Module):
-  """4x4 stride-2 conv (pix2pix encoder step and PatchGAN C-k layers), see `conv_4x4_s2`.
+class _Conv4x4(nnx.Module):
+  """A 4x4 stride-2 (transposed) conv with nnx.Conv's parameter names and shapes (kernel
+  (4,4,I,O), bias (O,)), computed by one of the exactly equivalent `CONV_IMPLS`."""
 
-  Parameters have nnx.Conv's names and shapes (kernel (4,4,I,O), bias (O,)).
-  """
+  _op: Callable[[jax.Array, jax.Array, ConvImpl], jax.Array]
 
   def __init__(self, in_features: int, out_features: int, *, use_bias: bool,
                impl: ConvImpl = 'phases', dtype=jnp.float32, rngs: nnx.Rngs):
@@ -134,10 +134,16 @@ class DownConv(nnx.Module):
     self.dtype = dtype
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = conv_4x4_s2(x.astype(self.dtype), self.kernel[...].astype(self.dtype), self.impl)
+    y = self._op(x.astype(self.dtype), self.kernel[...].astype(self.dtype), self.impl)
     if self.bias is not None:
       y = y + self.bias[...].astype(self.dtype)
     return y
+
+
+class DownConv(_Conv4x4):
+  """4x4 stride-2 conv (pix2pix encoder step and PatchGAN C-k layers), see `conv_4x4_s2`."""
+
+  _op = staticmethod(conv_4x4_s2)
 
 
 # Which of the 4 taps of a 4x4 / stride-2 transposed conv (padding 2 on the dilated input, i.e.
@@ -190,24 +196,10 @@ def conv_transpose_4x4_s2(x: jax.Array, kernel: jax.Array, impl: ConvImpl) -> ja
   raise ValueError(f'conv_impl must be one of {CONV_IMPLS}, got {impl!r}')
 
 
-class UpConv(nnx.Module):
-  """4x4 stride-2 transposed conv with a selectable (exactly equivalent) implementation."""
+class UpConv(_Conv4x4):
+  """4x4 stride-2 transposed conv (pix2pix decoder step), see `conv_transpose_4x4_s2`."""
 
-  def __init__(self, in_features: int, out_features: int, *, use_bias: bool,
-               impl: ConvImpl = 'phases', dtype=jnp.float32, rngs: nnx.Rngs):
-    if impl not in CONV_IMPLS:
-      raise ValueError(f'conv_impl must be one of {CONV_IMPLS}, got {impl!r}')
-    self.kernel = nnx.Param(_INIT(rngs.params(), (4, 4, in_features, out_features), jnp.float32))
-    self.bias = nnx.Param(jnp.zeros((out_features,), jnp.float32)) if use_bias else None
-    self.impl = impl
-    self.dtype = dtype
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    x = x.astype(self.dtype)
-    y = conv_transpose_4x4_s2(x, self.kernel[...].astype(self.dtype), self.impl)
-    if self.bias is not None:
-      y = y + self.bias[...].astype(self.dtype)
-    return y
+  _op = staticmethod(conv_transpose_4x4_s2)
 
 
 def unet_channels(image_size: int, ngf: int) -> list[int]:
