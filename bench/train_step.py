@@ -1,7 +1,7 @@
 r"""Benchmark one pix2pix training step (D then G update) at the paper's size.
 
     python bench/train_step.py [--size=256] [--batch=1,8] [--steps=5] [--dtype=float32]
-                               [--conv_impl=phases]
+                               [--conv_impl=gemm]
 
 For each batch size prints compile time, median step time, examples/s, XLA's FLOP count per
 step (cost analysis of the compiled program), achieved FLOP/s, memory, and a last line
@@ -25,7 +25,7 @@ _SIZE = flags.DEFINE_integer('size', 256, 'Image size S (power of two).')
 _BATCH = flags.DEFINE_list('batch', ['1', '8'], 'Global batch sizes to time.')
 _STEPS = flags.DEFINE_integer('steps', 5, 'Timed steps per batch size (after one warm-up).')
 _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Compute dtype.')
-_CONV_IMPL = flags.DEFINE_enum('conv_impl', 'phases', ['phases', 'depth_to_space', 'native'],
+_CONV_IMPL = flags.DEFINE_enum('conv_impl', 'gemm', ['gemm', 'phases', 'depth_to_space', 'native'],
                                'Strided-conv formulation (models.py).')
 _NGF = flags.DEFINE_integer('ngf', 64, 'Generator width.')
 _NDF = flags.DEFINE_integer('ndf', 64, 'Discriminator width.')

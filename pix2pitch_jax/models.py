@@ -23,7 +23,15 @@ versa. The 4x4 stride-2 layers therefore keep the reference 4x4 kernel as their 
 names and shapes as nnx.Conv / nnx.ConvTranspose) but can compute the identical function with
 stride-1 convs only:
 
-* `'phases'` (default): down = space-to-depth + one 2x2 conv; up = four 2x2 convs, one per
+* `'gemm'` (default): what PyTorch does on CPU. Down = im2col (the 16 strided views of the
+  padded input) + one matrix multiply; up = one matrix multiply to all 16 taps + col2im (each
+  output phase sums four shifted tap images), per tap for inputs of a few pixels so the big inner
+  kernels are read in their stored layout. Taps that only ever meet padding (1-pixel sides) are
+  skipped. Same MACs as the strided ops; the gradients are matmuls and shifted slices, which
+  XLA:CPU runs at GEMM speed (YNNPACK), where its conv gradients at small spatial size or a
+  single output channel (the outermost up conv) are 2-20x slower. Fastest on CPU (measured
+  per layer and per step, docs/training.md).
+* `'phases'`: down = space-to-depth + one 2x2 conv; up = four 2x2 convs, one per
   output phase, interleaved by depth-to-space. Same MACs as the strided ops.
 * `'depth_to_space'`: down as above; up = one 3x3 conv producing all four phases (9/4 the MACs,
   one big GEMM) + depth-to-space.
@@ -45,9 +53,9 @@ import numpy as np
 from flax import nnx
 
 Norm = Literal['batch', 'instance', 'none']
-ConvImpl = Literal['phases', 'depth_to_space', 'native']
+ConvImpl = Literal['gemm', 'phases', 'depth_to_space', 'native']
 NORMS = ('batch', 'instance', 'none')
-CONV_IMPLS = ('phases', 'depth_to_space', 'native')
+CONV_IMPLS = ('gemm', 'phases', 'depth_to_space', 'native')
 
 _INIT = nnx.initializers.normal(0.02)  # pix2pix init_type='normal', gain 0.02
 # pix2pix initialises norm scales N(1, 0.02) and biases 0.
@@ -112,10 +120,34 @@ def conv_4x4_s2(x: jax.Array, kernel: jax.Array, impl: ConvImpl) -> jax.Array:
     raise ValueError(f'conv_impl must be one of {CONV_IMPLS}, got {impl!r}')
   if x.shape[1] % 2 or x.shape[2] % 2:
     raise ValueError(f'conv_4x4_s2 needs even height and width, got {x.shape[1:3]}')
+  if impl == 'gemm':
+    return _conv_4x4_s2_gemm(x, kernel)
   s = space_to_depth(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))))
   cin, cout = kernel.shape[2:]
   k = kernel.reshape(2, 2, 2, 2, cin, cout).transpose(0, 2, 1, 3, 4, 5)  # (ay,ax,by,bx,I,O)
   return _conv2d(s, k.reshape(2, 2, 4 * cin, cout), 'VALID')
+
+
+def _conv_4x4_s2_gemm(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """im2col + one matrix multiply (what PyTorch does on CPU): the 16 strided views of the padded
+  input, stacked in the kernel's (ky, kx, c) order, times the kernel reshaped (16*I, O) for free.
+  Its gradients are a matmul and strided pads/adds, no strided convolution. At output size 1 the
+  outer taps only ever see padding (zeros) and are dropped: the result and gradients (zero for
+  those taps) are exactly the same."""
+  b, h2, w2, cin = x.shape
+  h, w = h2 // 2, w2 // 2
+  ty = slice(1, 3) if h == 1 else slice(0, 4)
+  tx = slice(1, 3) if w == 1 else slice(0, 4)
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  cols = jnp.concatenate([xp[:, i:i + 2 * h:2, j:j + 2 * w:2]
+                          for i in range(4)[ty] for j in range(4)[tx]], axis=-1)
+  k = kernel[ty, tx]
+  return _matmul_last(cols, k.reshape(-1, k.shape[-1]))
+
+
+def _matmul_last(x: jax.Array, w: jax.Array) -> jax.Array:
+  """(..., K) @ (K, N) as one 2-D GEMM (the reshapes are free in row-major layout)."""
+  return (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[-1])
 
 
 class _Conv4x4(nnx.Module):
@@ -125,7 +157,7 @@ class _Conv4x4(nnx.Module):
   _op: Callable[[jax.Array, jax.Array, ConvImpl], jax.Array]
 
   def __init__(self, in_features: int, out_features: int, *, use_bias: bool,
-               impl: ConvImpl = 'phases', dtype=jnp.float32, rngs: nnx.Rngs):
+               impl: ConvImpl = 'gemm', dtype=jnp.float32, rngs: nnx.Rngs):
     if impl not in CONV_IMPLS:
       raise ValueError(f'conv_impl must be one of {CONV_IMPLS}, got {impl!r}')
     self.kernel = nnx.Param(_INIT(rngs.params(), (4, 4, in_features, out_features), jnp.float32))
@@ -174,11 +206,55 @@ def _conv2d(x, kernel, padding):
                                       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
+# Up to this many input pixels (batch * H * W) the gemm transposed conv multiplies per tap.
+_BATCHED_TAPS_MAX_PIXELS = 64
+
+
+def _conv_transpose_4x4_s2_gemm(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """One matrix multiply to all 16 taps + col2im (what PyTorch does on CPU): each input pixel's
+  contribution through every tap, (B,H,W,I) @ (I, 4*4*O), then each output phase sums the four
+  taps that reach it from shifted input pixels (_PHASE_TAPS). Exactly the transposed conv's MACs;
+  the gradients are two matmuls and shifted slices. At input size 1 only the two inner taps per
+  axis reach the output (the others fall on the cropped border) and the rest are skipped."""
+  b, h, w, _ = x.shape
+  cout = kernel.shape[3]
+  # Taps per axis actually used, and for each output phase the (input offset d, tap) pairs.
+  def plan(n):
+    taps = (1, 2) if n == 1 else (0, 1, 2, 3)
+    pairs = {0: [(-1, 0), (0, 2)], 1: [(0, 1), (1, 3)]}
+    return taps, {p: [(d, taps.index(t)) for d, t in pairs[p] if t in taps] for p in (0, 1)}
+  ty, py_pairs = plan(h)
+  tx, px_pairs = plan(w)
+  k = kernel[ty[0]:ty[-1] + 1, tx[0]:tx[-1] + 1]  # (ty,tx,I,O), a plain slice
+  cin, ntaps = k.shape[2], len(ty) * len(tx)
+  if b * h * w <= _BATCHED_TAPS_MAX_PIXELS:
+    # Few pixels, big kernel: one batched matmul over the taps reads the kernel in its stored
+    # (tap, I, O) layout, where the 2-D GEMM below would first transpose it (and its gradient).
+    xt = jnp.broadcast_to(x.reshape(1, b * h * w, cin), (ntaps, b * h * w, cin))
+    cols = jax.lax.dot_general(xt, k.reshape(ntaps, cin, cout), (((2,), (1,)), ((0,), (0,))))
+    cols = cols.reshape(len(ty), len(tx), b, h, w, cout)
+    tap = lambda iy, ix: cols[iy, ix]  # noqa: E731
+  else:
+    cols = _matmul_last(x, jnp.transpose(k, (2, 0, 1, 3)).reshape(cin, ntaps * cout))
+    cols = cols.reshape(b, h, w, len(ty), len(tx), cout)
+    tap = lambda iy, ix: cols[:, :, :, iy, ix]  # noqa: E731
+  pad = ((0, 0), (1, 1), (1, 1), (0, 0))
+  phases = []
+  for py in (0, 1):
+    for px in (0, 1):
+      terms = [jnp.pad(tap(iy, ix), pad)[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+               for dy, iy in py_pairs[py] for dx, ix in px_pairs[px]]
+      phases.append(sum(terms[1:], terms[0]))
+  return depth_to_space(jnp.concatenate(phases, axis=-1))  # channels (py, px, o)
+
+
 def conv_transpose_4x4_s2(x: jax.Array, kernel: jax.Array, impl: ConvImpl) -> jax.Array:
   """4x4 stride-2 transposed conv doubling H and W (PyTorch `ConvTranspose2d(4, 2, 1)` geometry)."""
   if impl == 'native':
     return jax.lax.conv_transpose(x, kernel, (2, 2), ((2, 2), (2, 2)),
                                   dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  if impl == 'gemm':
+    return _conv_transpose_4x4_s2_gemm(x, kernel)
   if impl == 'depth_to_space':
     # One stride-1 GEMM-friendly conv computing all four output phases; 9/4 the MACs of the
     # transposed conv but its gradient is a plain conv, which XLA:CPU handles well.
@@ -219,7 +295,7 @@ class UNetGenerator(nnx.Module):
 
   def __init__(self, image_size: int, *, ngf: int = 64, in_features: int = 3,
                out_features: int = 1, norm: Norm = 'batch', use_dropout: bool = True,
-               num_eras: int = 0, conv_impl: ConvImpl = 'phases',
+               num_eras: int = 0, conv_impl: ConvImpl = 'gemm',
                dtype=jnp.float32, rngs: nnx.Rngs):
     chans = unet_channels(image_size, ngf)
     n = len(chans)
@@ -283,7 +359,7 @@ class PatchDiscriminator(nnx.Module):
   """PatchGAN: (painting || mel) (B,S,S,4) -> logits (B,S',S',1), 70x70 receptive field at n=3."""
 
   def __init__(self, *, in_features: int = 4, ndf: int = 64, n_layers: int = 3,
-               norm: Norm = 'batch', conv_impl: ConvImpl = 'phases', dtype=jnp.float32,
+               norm: Norm = 'batch', conv_impl: ConvImpl = 'gemm', dtype=jnp.float32,
                rngs: nnx.Rngs):
     if n_layers < 1:
       raise ValueError(f'n_layers_D must be >= 1, got {n_layers}')

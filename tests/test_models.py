@@ -15,44 +15,74 @@ def _random(shape, seed):
   return jax.random.normal(jax.random.key(seed), shape, jnp.float32)
 
 
-@pytest.mark.parametrize('impl', ['phases', 'depth_to_space'])
-def test_upconv_equals_nnx_conv_transpose(impl):
-  x, kernel, bias = _random((2, 5, 6, 3), 0), _random((4, 4, 3, 7), 1), _random((7,), 2)
+STRIDE1_IMPLS = ['gemm', 'phases', 'depth_to_space']
+# (batch, H, W): odd sizes, a 1-pixel side (gemm drops taps that only meet padding), few pixels
+# (gemm multiplies per tap) and more pixels (one 2-D GEMM).
+UP_SHAPES = [(2, 5, 6), (1, 1, 1), (2, 1, 3), (2, 6, 8)]
+DOWN_SHAPES = [(2, 8, 6), (1, 2, 2), (2, 2, 4), (1, 16, 12)]
+
+
+def _grads(f, x, kernel):
+  """Gradients of a non-linear scalar of f(x, kernel) w.r.t. both inputs."""
+  return jax.grad(lambda x, k: jnp.sum(jnp.sin(f(x, k))), (0, 1))(x, kernel)
+
+
+@pytest.mark.parametrize('shape', UP_SHAPES)
+@pytest.mark.parametrize('impl', STRIDE1_IMPLS)
+def test_upconv_equals_nnx_conv_transpose(impl, shape):
+  x, kernel, bias = _random((*shape, 3), 0), _random((4, 4, 3, 7), 1), _random((7,), 2)
   reference = nnx.ConvTranspose(3, 7, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
                                 rngs=nnx.Rngs(0))
   reference.kernel[...], reference.bias[...] = kernel, bias
   up = models.UpConv(3, 7, use_bias=True, impl=impl, rngs=nnx.Rngs(0))
   up.kernel[...], up.bias[...] = kernel, bias
   expected = reference(x)
-  assert expected.shape == (2, 10, 12, 7)
+  assert expected.shape == (shape[0], 2 * shape[1], 2 * shape[2], 7)
   np.testing.assert_allclose(up(x), expected, atol=ATOL)
   # Same gradients too (the reason for the reformulation is the backward pass).
-  grad = lambda f: jax.grad(lambda k: jnp.sum(jnp.sin(f(k))))(kernel)  # noqa: E731
-  np.testing.assert_allclose(
-      grad(lambda k: models.conv_transpose_4x4_s2(x, k, impl)),
-      grad(lambda k: jax.lax.conv_transpose(x, k, (2, 2), ((2, 2), (2, 2)),
-                                            dimension_numbers=('NHWC', 'HWIO', 'NHWC'))),
-      atol=1e-4)
+  for got, want in zip(
+      _grads(lambda x, k: models.conv_transpose_4x4_s2(x, k, impl), x, kernel),
+      _grads(lambda x, k: jax.lax.conv_transpose(x, k, (2, 2), ((2, 2), (2, 2)),
+                                                 dimension_numbers=('NHWC', 'HWIO', 'NHWC')),
+             x, kernel)):
+    np.testing.assert_allclose(got, want, atol=1e-4)
 
 
-@pytest.mark.parametrize('impl', ['phases', 'depth_to_space'])
-def test_downconv_equals_nnx_strided_conv(impl):
-  x, kernel = _random((2, 8, 6, 3), 3), _random((4, 4, 3, 5), 4)
+@pytest.mark.parametrize('shape', DOWN_SHAPES)
+@pytest.mark.parametrize('impl', STRIDE1_IMPLS)
+def test_downconv_equals_nnx_strided_conv(impl, shape):
+  x, kernel = _random((*shape, 3), 3), _random((4, 4, 3, 5), 4)
   reference = nnx.Conv(3, 5, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=False,
                        rngs=nnx.Rngs(0))
   reference.kernel[...] = kernel
   down = models.DownConv(3, 5, use_bias=False, impl=impl, rngs=nnx.Rngs(0))
   down.kernel[...] = kernel
   np.testing.assert_allclose(down(x), reference(x), atol=ATOL)
+  for got, want in zip(
+      _grads(lambda x, k: models.conv_4x4_s2(x, k, impl), x, kernel),
+      _grads(lambda x, k: jax.lax.conv_general_dilated(
+          x, k, (2, 2), ((1, 1), (1, 1)), dimension_numbers=('NHWC', 'HWIO', 'NHWC')),
+             x, kernel)):
+    np.testing.assert_allclose(got, want, atol=1e-4)
 
 
-def test_generators_with_different_conv_impls_agree():
-  """Same parameters (same names and shapes) -> same U-Net output, whatever the kernels."""
+@pytest.mark.parametrize('impl', STRIDE1_IMPLS)
+def test_generators_with_different_conv_impls_agree(impl):
+  """Same parameters (same names and shapes) -> same U-Net output and parameter gradients,
+  whatever the kernels (down to the 1x1 bottleneck, where gemm drops padding-only taps)."""
   make = lambda impl: models.UNetGenerator(32, ngf=4, conv_impl=impl, rngs=nnx.Rngs(0))  # noqa
-  native, phases = make('native'), make('phases')
-  nnx.update(phases, nnx.state(native))
+  native, other = make('native'), make(impl)
+  nnx.update(other, nnx.state(native))
   x = _random((2, 32, 32, 3), 5)
-  np.testing.assert_allclose(models.eval_view(phases)(x), models.eval_view(native)(x), atol=ATOL)
+  np.testing.assert_allclose(models.eval_view(other)(x), models.eval_view(native)(x), atol=ATOL)
+
+  def param_grads(model):
+    graphdef, params, rest = nnx.split(models.eval_view(model), nnx.Param, ...)
+    loss = lambda p: jnp.sum(jnp.sin(3 * nnx.merge(graphdef, p, rest)(x)))  # noqa: E731
+    return jax.grad(loss)(params)
+
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4),
+               param_grads(other), param_grads(native))
 
 
 def test_generator_shapes_dropout_and_eval_mode():
