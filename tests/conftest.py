@@ -9,6 +9,12 @@ os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
                       os.path.join(os.path.dirname(__file__), '..', '.cache', 'jax'))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+# librosa compiles numba functions with cache=True into one shared cache. Two xdist workers
+# compiling the same function into a fresh cache at once have crashed (a segfault in
+# librosa's piptrack on a clean clone), so each worker gets its own cache directory.
+os.environ.setdefault('NUMBA_CACHE_DIR', os.path.join(
+    os.path.dirname(__file__), '..', '.cache', 'numba',
+    os.environ.get('PYTEST_XDIST_WORKER', 'main')))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
