@@ -8,12 +8,11 @@ import pytest
 
 from pix2pitch_jax import demo, images
 
-TOY = dict(
-    config_overrides={'image_size': 32, 'model.ngf': 8, 'model.ndf': 8, 'batch_size': 8,
-                      'num_train_steps': 4, 'checkpoint_every_steps': 2, 'log_every_steps': 2,
-                      'eval_every_steps': 4, 'eval_max_examples': 8},
-    build_options={'num_paintings': 24, 'shard_size': 8, 'progress': False},
-    gallery_size=3)
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# experiments/tiny.py (32x32, ngf = ndf = 8, 4 steps) on a 24-painting synesthesia corpus.
+TOY = dict(config_path=str(REPO / 'experiments' / 'tiny.py'),
+           build_options={'num_paintings': 24, 'shard_size': 8, 'progress': False},
+           gallery_size=3)
 
 
 def test_outside_style_images_cover_odd_modes(tmp_path):
