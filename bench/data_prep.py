@@ -14,13 +14,13 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
-from data_prep import builder, workers  # noqa: E402
+from data_prep import demos, workers  # noqa: E402
 
 
 def _build(name, out, n_workers, **kw):
   shutil.rmtree(out, ignore_errors=True)
   start = time.perf_counter()
-  report = builder.build_demo(name, out, workers=n_workers, progress=False, **kw)
+  report = demos.build_demo(name, out, workers=n_workers, progress=False, **kw)
   wall = time.perf_counter() - start
   examples = sum(c['examples'] for c in report['counts'].values())
   return report, wall, examples
@@ -43,7 +43,7 @@ def main():
   print(f'eras demo, {cores} worker(s): {examples} examples (music21 -> MIDI -> FluidSynth -> '
         f'mel), build wall {wall:.1f} s, writing {report["throughput"]["clips_per_s"]:.1f} clips/s')
   start = time.perf_counter()
-  builder.build_demo('eras', f'{args.out}/eras', workers=cores, progress=False)
+  demos.build_demo('eras', f'{args.out}/eras', workers=cores, progress=False)
   print(f'eras demo again on the complete directory (resume): {time.perf_counter() - start:.2f} s')
 
 

@@ -20,14 +20,15 @@ import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from pix2pitch_jax import audio, metrics  # noqa: E402
+from pix2pitch_jax.audio import inverse, spectrogram  # noqa: E402
+from pix2pitch_jax.evaluation import metrics  # noqa: E402
 
 _BATCH = flags.DEFINE_integer('batch', 16, 'Clips per batch.')
 _ITERS = flags.DEFINE_integer('iters', 32, 'Griffin-Lim iterations (both implementations).')
 _REPEATS = flags.DEFINE_integer('repeats', 2, 'Timed JAX runs (the best is reported).')
 
 
-def test_clips(n: int, params: audio.MelParams, seed: int = 0) -> np.ndarray:
+def test_clips(n: int, params: spectrogram.MelParams, seed: int = 0) -> np.ndarray:
   """Chords of decaying harmonic notes with a little noise: music-like, different per clip."""
   rng = np.random.default_rng(seed)
   t = np.arange(params.clip_samples) / params.sample_rate
@@ -41,20 +42,20 @@ def test_clips(n: int, params: audio.MelParams, seed: int = 0) -> np.ndarray:
   return clips
 
 
-def magnitudes(clips: np.ndarray, params: audio.MelParams) -> np.ndarray:
+def magnitudes(clips: np.ndarray, params: spectrogram.MelParams) -> np.ndarray:
   return np.stack([np.abs(librosa.stft(c, n_fft=params.n_fft, hop_length=params.hop_length))
                    [:, :params.n_frames] for c in clips])
 
 
-def consistency(mags: np.ndarray, audio_out: np.ndarray, params: audio.MelParams) -> float:
-  rebuilt = np.abs(np.asarray(audio.stft(jax.numpy.asarray(audio_out), params)))
+def consistency(mags: np.ndarray, audio_out: np.ndarray, params: spectrogram.MelParams) -> float:
+  rebuilt = np.abs(np.asarray(inverse.stft(jax.numpy.asarray(audio_out), params)))
   rebuilt = rebuilt[..., :mags.shape[-1]]
   return float(np.mean(np.asarray(metrics.spectral_convergence(mags, rebuilt))))
 
 
 def main(argv):
   del argv
-  params = audio.MEL_256_22K
+  params = spectrogram.MEL_256_22K
   mags = magnitudes(test_clips(_BATCH.value, params), params)
   print(f'batch {mags.shape[0]} x {params.clip_seconds:g} s @ {params.sample_rate} Hz, '
         f'n_fft {params.n_fft}, hop {params.hop_length}, {mags.shape[-1]} frames, '
@@ -62,13 +63,13 @@ def main(argv):
 
   mags_device = jax.device_put(mags)
   start = time.perf_counter()
-  jax.block_until_ready(audio.griffin_lim(mags_device, params, n_iter=_ITERS.value))
+  jax.block_until_ready(inverse.griffin_lim(mags_device, params, n_iter=_ITERS.value))
   compile_s = time.perf_counter() - start
   jax_s = np.inf
   for _ in range(_REPEATS.value):
     start = time.perf_counter()
     out_jax = np.asarray(jax.block_until_ready(
-        audio.griffin_lim(mags_device, params, n_iter=_ITERS.value)))
+        inverse.griffin_lim(mags_device, params, n_iter=_ITERS.value)))
     jax_s = min(jax_s, time.perf_counter() - start)
 
   # librosa's overlap-add is numba code compiled on first use: warm it up outside the timing too.

@@ -71,12 +71,16 @@ def _memory_mb(compiled, device) -> str:
 def bench_one(size: int, batch: int) -> str:
   import jax
   import numpy as np
-  from pix2pitch_jax import audio, configs, records, sharding, trainer
+  from pix2pitch_jax.audio import spectrogram
+  from pix2pitch_jax.core import configs
+  from pix2pitch_jax.data import records
+  from pix2pitch_jax.runtime import sharding
+  from pix2pitch_jax.training import trainer
 
   config = configs.default_config()
   config.image_size, config.batch_size, config.dtype = size, batch, _DTYPE.value
   config.model.ngf, config.model.ndf, config.model.conv_impl = _NGF.value, _NDF.value, _CONV_IMPL.value
-  meta = records.DatasetMeta(audio.MelParams(image_size=size), ('a', 'b'))
+  meta = records.DatasetMeta(spectrogram.MelParams(image_size=size), ('a', 'b'))
   mesh = sharding.make_mesh()
   sharding.check_global_batch(batch, mesh)
   nets = trainer.make_networks(config, meta)

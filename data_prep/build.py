@@ -12,12 +12,12 @@ import json
 
 from absl import app, flags, logging
 
-from data_prep import builder, music, paintings
-from pix2pitch_jax import logs
+from data_prep import builder, demos, music, paintings
+from pix2pitch_jax.core import cli
 
 _PAINTINGS = flags.DEFINE_string('paintings', None, 'Root of the paintings (see --paintings_format).')
 _MUSIC = flags.DEFINE_string('music', None, 'Root of the music (see --music_format).')
-_DEMO = flags.DEFINE_enum('demo', None, list(builder.DEMOS),
+_DEMO = flags.DEFINE_enum('demo', None, list(demos.DEMOS),
                           'Build a built-in demo corpus instead of reading --paintings/--music.')
 _OUT = flags.DEFINE_string('out', None, 'Output dataset directory (created; resumable).')
 _PAINTINGS_FORMAT = flags.DEFINE_enum('paintings_format', 'auto', list(paintings.FORMATS),
@@ -83,10 +83,7 @@ def _options() -> dict:
   return {n: fl[n].value for n in names if fl[n].value is not None}
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  logs.quiet_library_logs()
+def main() -> None:
   if _DEMO.value and (_PAINTINGS.value or _MUSIC.value):
     raise app.UsageError('give either --demo or --paintings and --music, not both')
   if not _DEMO.value and not (_PAINTINGS.value and _MUSIC.value):
@@ -95,7 +92,7 @@ def main(argv):
   try:
     if _DEMO.value:
       options.setdefault('image_size', 128)
-      report = builder.build_demo(_DEMO.value, _OUT.value, num_paintings=_MAX_PAINTINGS.value,
+      report = demos.build_demo(_DEMO.value, _OUT.value, num_paintings=_MAX_PAINTINGS.value,
                                   **options)
     else:
       report = builder.build_from_sources(
@@ -112,5 +109,9 @@ def main(argv):
                         clips_per_s=t['clips_per_s'], resumed=report.get('resumed', False))))
 
 
+def run() -> None:
+  cli.run(main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  run()

@@ -1,7 +1,7 @@
 """Build a Pix2Pitch dataset: the library behind `python -m data_prep.build`.
 
     report = build_from_sources('wikiart/', 'maestro-v3.0.0/', 'data/p2p256', clips_per_painting=2)
-    report = build_demo('synesthesia', 'data/syn')
+    report = demos.build_demo('synesthesia', 'data/syn')   # data_prep/demos.py
 
 Stages: scan sources (cheap) -> map labels to eras -> probe recordings in parallel (decode once;
 reject bad files with a reason) -> assign splits and pair -> plan shards deterministically ->
@@ -25,10 +25,10 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from data_prep import clips, eras, music, pairing, paintings, report as report_lib, workers
-from pix2pitch_jax import audio, records
+from pix2pitch_jax.audio import spectrogram
+from pix2pitch_jax.data import records
 
 WORK_DIR = '.data_prep'
-DEMOS = ('synesthesia', 'eras')
 
 
 class BuildError(RuntimeError):
@@ -41,7 +41,7 @@ class BuildOptions:
   image_size: int = 256
   sample_rate: int = 22_050
   clip_seconds: float = 10.0
-  n_fft: int | None = None  # None: audio.default_mel_params(image_size, sample_rate)
+  n_fft: int | None = None  # None: spectrogram.default_mel_params(image_size, sample_rate)
   fmin: float = 0.0  # lowest mel band edge (Hz)
   fmax: float | None = None  # highest mel band edge (Hz); None: sample_rate / 2
   clip_hop_seconds: float | None = None  # None: clip_seconds (back-to-back clips)
@@ -79,9 +79,9 @@ class BuildOptions:
     self.mel_params  # validates image_size, sample_rate, clip_seconds, n_fft
 
   @property
-  def mel_params(self) -> audio.MelParams:
-    n_fft = self.n_fft or audio.default_mel_params(self.image_size, self.sample_rate).n_fft
-    return audio.MelParams(sample_rate=self.sample_rate, image_size=self.image_size,
+  def mel_params(self) -> spectrogram.MelParams:
+    n_fft = self.n_fft or spectrogram.default_mel_params(self.image_size, self.sample_rate).n_fft
+    return spectrogram.MelParams(sample_rate=self.sample_rate, image_size=self.image_size,
                            clip_seconds=float(self.clip_seconds), n_fft=n_fft,
                            fmin=float(self.fmin),
                            fmax=None if self.fmax is None else float(self.fmax))
@@ -130,33 +130,6 @@ def build_from_sources(paintings_dir: str | os.PathLike, music_dir: str | os.Pat
       ignored=_ignored_list(pscan.ignored, 'painting file') +
       _ignored_list(mscan.ignored, 'music file'))
   return build_paired(sources, out_dir, opts, era_set, fingerprint_)
-
-
-def build_demo(name: str, out_dir: str | os.PathLike, *, image_size: int = 128,
-               num_paintings: int | None = None, workers: int | None = None, seed: int = 0,
-               **options) -> dict:
-  """Build a built-in demo corpus ('synesthesia' or 'eras'); returns the report.
-
-  Demo defaults (agreed with training): 128 px, 4 s clips at 22 050 Hz, n_fft 2048 (hop 689
-  samples, ~31 ms per frame). Any BuildOptions field can be overridden by keyword.
-  """
-  if name not in DEMOS:
-    raise ValueError(f'unknown demo {name!r}; choose one of {DEMOS}')
-  defaults = dict(sample_rate=22_050, clip_seconds=4.0, n_fft=2048, shard_size=64)
-  if name == 'synesthesia':
-    from data_prep import demo_synesthesia
-    # The synesthesia mel spans only the band its notes live in, so that every stroke sits on the
-    # canvas row of its own fundamental (see demo_synesthesia).
-    defaults.update(val_fraction=0.125, test_fraction=0.125, fmin=demo_synesthesia.FMIN_HZ,
-                    fmax=demo_synesthesia.FMAX_HZ)
-    opts = make_options(**{**defaults, **options, 'image_size': image_size, 'workers': workers,
-                           'seed': seed})
-    return demo_synesthesia.build(out_dir, opts, num_paintings)
-  from data_prep import demo_eras
-  defaults.update(clip_hop_seconds=2.0, era_set='music21', max_clips_per_recording=24)
-  opts = make_options(**{**defaults, **options, 'image_size': image_size, 'workers': workers,
-                         'seed': seed})
-  return demo_eras.build(out_dir, opts, num_paintings)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from pix2pitch_jax import audio
+from pix2pitch_jax.audio import spectrogram
 
 _TRUNCATED_DATA = re.compile(r'data\s*:\s*(?P<declared>\d+)\s*\(should be (?P<found>\d+)\)')
 
@@ -60,7 +60,7 @@ class AudioClip:
   offset_s: float
   gain: float
 
-  def waveform(self, params: audio.MelParams) -> np.ndarray:
+  def waveform(self, params: spectrogram.MelParams) -> np.ndarray:
     import soundfile as sf
     with sf.SoundFile(self.path) as f:
       f.seek(int(round(self.offset_s * f.samplerate)))
@@ -138,9 +138,9 @@ def read_mono(path: str) -> tuple[np.ndarray, int]:
   return _to_mono(y), sample_rate
 
 
-def clip_mel(clip, params: audio.MelParams) -> np.ndarray:
+def clip_mel(clip, params: spectrogram.MelParams) -> np.ndarray:
   """Mel image of any clip reference with a `waveform(params)` method."""
-  return audio.audio_to_mel_image(clip.waveform(params), params)
+  return spectrogram.audio_to_mel_image(clip.waveform(params), params)
 
 
 def fit_length(y: np.ndarray, length: int) -> np.ndarray:

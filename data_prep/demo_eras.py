@@ -24,6 +24,8 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from data_prep import builder, eras, music, pairing, workers
+
 ERAS = ('renaissance', 'baroque', 'classicism', 'romanticism', 'expressionism')
 ERA_PROGRAMS = {'renaissance': 52, 'baroque': 19, 'classicism': 48, 'romanticism': 0,
                 'expressionism': 0}
@@ -92,7 +94,6 @@ class ProceduralPainting:
 
 def build(out_dir, opts, num_paintings: int | None) -> dict:
   """Export the works to MIDI, then run the ordinary paired build (called by build_demo)."""
-  from data_prep import builder, eras, music, pairing, workers
   n = DEFAULT_PAINTINGS if num_paintings is None else num_paintings
   if n < len(ERAS) * 3:
     raise ValueError(f'eras demo needs at least {len(ERAS) * 3} paintings, got {n}')

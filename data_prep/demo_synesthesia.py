@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-from data_prep import pairing
+from data_prep import builder, pairing, workers
 
 ERA_NAMES = ('warm', 'cool', 'verdant')
 SCALE = (72, 74, 76, 79, 81, 84, 86, 88, 91, 93, 96)  # lowest pitch first
@@ -199,7 +199,6 @@ def synthesize(strokes, seconds_per_px: float, sample_rate: int, num_samples: in
 
 def build(out_dir, opts, num_paintings: int | None) -> dict:
   """Plan and write the corpus (called by builder.build_demo)."""
-  from data_prep import builder, workers
   n = DEFAULT_PAINTINGS if num_paintings is None else num_paintings
   if n < 3:
     raise ValueError(f'synesthesia needs at least 3 paintings, got {n}')

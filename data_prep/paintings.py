@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pix2pitch_jax import images
+from pix2pitch_jax.data import images
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif')
 FORMATS = ('auto', 'wikiart', 'parquet', 'folders')

@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 import numpy as np
 
 from data_prep import clips, midi
-from pix2pitch_jax import audio, records
+from pix2pitch_jax.audio import spectrogram
+from pix2pitch_jax.data import records
 
 T = TypeVar('T')
 R = TypeVar('R')
@@ -77,7 +78,7 @@ class ShardJob:
   path: str
   split: str
   examples: tuple  # of pairing.Example
-  mel_params: audio.MelParams
+  mel_params: spectrogram.MelParams
   era_names: tuple[str, ...]
   image_mode: str = 'crop'
   strict: bool = False
@@ -138,7 +139,7 @@ def _painting_png(ref, job: ShardJob) -> bytes | str:
 
 # A clip may be dealt to several paintings: keep recent mels instead of recomputing them.
 @functools.lru_cache(maxsize=256)
-def _clip_mel(clip, params: audio.MelParams) -> np.ndarray | str:
+def _clip_mel(clip, params: spectrogram.MelParams) -> np.ndarray | str:
   try:
     return clips.clip_mel(clip, params)
   except (OSError, RuntimeError, ValueError) as e:  # soundfile errors are RuntimeError/OSError
@@ -222,8 +223,8 @@ def _pool_context():
 
 def _warm_up() -> None:
   import librosa  # noqa: F401  (lazy submodules are loaded by the mel below)
-  params = audio.MelParams(image_size=8, clip_seconds=0.1, n_fft=256, sample_rate=8000)
-  audio.audio_to_mel_image(np.zeros(800, np.float32), params)
+  params = spectrogram.MelParams(image_size=8, clip_seconds=0.1, n_fft=256, sample_rate=8000)
+  spectrogram.audio_to_mel_image(np.zeros(800, np.float32), params)
   _features(8, ('a',))
 
 

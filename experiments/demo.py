@@ -1,34 +1,12 @@
-"""Demo: the built-in demo corpora (128x128 mels of 4 s clips) on a 2-core CPU in ~7 minutes.
+"""Demo: the built-in demo corpora (128x128 mels of 4 s clips) on a 2-core CPU.
 
-A half-width pix2pix (ngf = ndf = 32, 7 U-Net levels at 128^2) at batch 4: 3.4-3.8 steps/s on
-2 idle CPU cores, ~2.2 steps/s while another job shares them. 1 000 steps = 4 000 examples.
-Measured figures are in WORKSPACE_NOTES.md.
+The recipe lives in the package (`pix2pitch_jax/demo/config.py`, read there for its reasons) so
+that `pix2pitch-demo` finds it from any directory; this file is the same config by path:
 
-No jitter and no flip: the demo paintings are synthetic and spatially aligned with their music
-(on `synesthesia` a stroke's column is its onset time), so pix2pix's painting-only flip would
-pair mirrored paintings with unmirrored music, and the resize-and-crop jitter would move notes
-off their pitch rows.
-
-    python -m pix2pitch_jax.train --config=experiments/demo.py --workdir=runs/demo/train \
+    pix2pitch-train --config=experiments/demo.py --workdir=runs/demo/train \
         --config.data_dir=runs/demo/data
 """
 
-from pix2pitch_jax import configs
+from pix2pitch_jax.demo.config import get_config
 
-
-def get_config():
-  config = configs.default_config()
-  config.image_size = 128
-  config.batch_size = 4
-  config.num_train_steps = 1000
-  config.checkpoint_every_steps = 250
-  config.keep_checkpoints = 2
-  config.log_every_steps = 50
-  config.eval_every_steps = 250
-  config.eval_max_examples = 64
-  config.model.ngf = 32
-  config.model.ndf = 32
-  config.input.jitter = False
-  config.input.flip = False
-  config.input.workers = 0
-  return config
+__all__ = ['get_config']

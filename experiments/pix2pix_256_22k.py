@@ -5,7 +5,7 @@ Adam 2e-4 / 0.5, 100 epochs constant + 100 decaying (pix2pix defaults) expressed
 for a ~2 000-pair training split at batch 1.
 """
 
-from pix2pitch_jax import configs
+from pix2pitch_jax.core import configs
 
 TRAIN_EXAMPLES = 2000  # steps per epoch at batch 1; adjust to your dataset's train split
 

@@ -4,8 +4,8 @@ The network is the same as pix2pix_512_22k; the sample rate is a property of the
 (built by data_prep with --sample_rate=44100), checked through its image size.
 """
 
-from experiments import pix2pix_512_22k
+from pix2pitch_jax.core import configs
 
 
 def get_config():
-  return pix2pix_512_22k.get_config()
+  return configs.load_config_file(configs.sibling('pix2pix_512_22k.py', __file__))

@@ -4,11 +4,11 @@
         --config.data_dir=<a 32x32 dataset>
 """
 
-from experiments import demo
+from pix2pitch_jax.core import configs
 
 
 def get_config():
-  config = demo.get_config()
+  config = configs.load_config_file(configs.sibling('demo.py', __file__))
   config.image_size = 32
   config.batch_size = 8  # one example per device on 8 virtual CPU devices
   config.num_train_steps = 4

@@ -9,11 +9,11 @@ over the data axis when memory, not compute, is the limit (512^2, big ngf).
 Launch the same command on every host; see docs/training.md (JAX_COORDINATOR_ADDRESS, ...).
 """
 
-from experiments import pix2pix_256_22k
+from pix2pitch_jax.core import configs
 
 
 def get_config():
-  config = pix2pix_256_22k.get_config()
+  config = configs.load_config_file(configs.sibling('pix2pix_256_22k.py', __file__))
   config.batch_size = 256
   config.dtype = 'bfloat16'
   config.fsdp = False

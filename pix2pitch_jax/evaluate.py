@@ -4,12 +4,13 @@
 
 Writes <workdir>/eval/metrics_<step>.json and report_<step>.md and TensorBoard scalars under
 <workdir>/tensorboard/eval; trains and caches the era classifier in <workdir>/era_classifier/ on
-first use. Metrics and outputs: docs/evaluation.md.
+first use. Metrics and outputs: docs/evaluation_job.md.
 """
 
-from absl import app, flags
+from absl import flags
 
-from pix2pitch_jax import evaluation, generation, logs
+from pix2pitch_jax.evaluation import job as evaluation_job
+from pix2pitch_jax.core import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).',
                                required=True)
@@ -21,17 +22,18 @@ _GL_ITERS = flags.DEFINE_integer('griffin_lim_iters', 32, 'Griffin-Lim iteration
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Griffin-Lim initial phases.')
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  logs.quiet_library_logs()
-  result = evaluation.evaluate(
-      _WORKDIR.value, generation.parse_checkpoint(_CHECKPOINT.value), _SPLIT.value,
+def main() -> None:
+  result = evaluation_job.evaluate(
+      _WORKDIR.value, cli.parse_checkpoint(_CHECKPOINT.value), _SPLIT.value,
       _MAX_EXAMPLES.value, batch_size=_BATCH_SIZE.value, griffin_lim_iters=_GL_ITERS.value,
       seed=_SEED.value)
   print(open(result['report_md'], encoding='utf-8').read())
   print(f'metrics: {result["metrics_json"]}\nreport:  {result["report_md"]}')
 
 
+def run() -> None:
+  cli.run(main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  run()

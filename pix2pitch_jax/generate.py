@@ -8,9 +8,10 @@ Writes <out>/<name>.wav, <name>_mel.png, <name>_painting.png (and, for a split, 
 readable images are reported and skipped. Same seed, same audio.
 """
 
-from absl import app, flags
+from absl import flags
 
-from pix2pitch_jax import generation, logs
+from pix2pitch_jax.generation import job as generation_job
+from pix2pitch_jax.core import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).',
                                required=True)
@@ -28,13 +29,10 @@ _ERA = flags.DEFINE_string('era', None, 'For --images with an era-conditioned ge
 flags.mark_flags_as_mutual_exclusive(['images', 'split'], required=True)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  logs.quiet_library_logs()
-  result = generation.generate(
+def main() -> None:
+  result = generation_job.generate(
       _WORKDIR.value, _OUT.value, images_dir=_IMAGES.value, split=_SPLIT.value,
-      checkpoint=generation.parse_checkpoint(_CHECKPOINT.value), max_examples=_MAX_EXAMPLES.value,
+      checkpoint=cli.parse_checkpoint(_CHECKPOINT.value), max_examples=_MAX_EXAMPLES.value,
       seed=_SEED.value, griffin_lim_iters=_GL_ITERS.value, batch_size=_BATCH_SIZE.value,
       era=_ERA.value)
   for path, reason in result['skipped']:
@@ -42,5 +40,9 @@ def main(argv):
   print(f'{result["count"]} clip(s) from step {result["step"]}; open {result["index_html"]}')
 
 
+def run() -> None:
+  cli.run(main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  run()

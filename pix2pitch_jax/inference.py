@@ -21,7 +21,11 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from pix2pitch_jax import checkpointing, models, records, sharding, trainer
+from pix2pitch_jax.runtime import checkpointing
+from pix2pitch_jax.models import pix2pix
+from pix2pitch_jax.data import records
+from pix2pitch_jax.runtime import sharding
+from pix2pitch_jax.training import trainer
 
 
 class LoadedGenerator:
@@ -66,7 +70,7 @@ class LoadedGenerator:
 
 
 def _generate(graphdef, variables, paintings_u8, eras):
-  generator = models.eval_view(
+  generator = pix2pix.eval_view(
       nnx.merge(graphdef, variables['params'], variables['batch_stats'], copy=True))
   paintings = paintings_u8.astype(jnp.float32) / 127.5 - 1.0
   return generator(paintings, eras)

@@ -15,7 +15,7 @@ from absl import app, flags
 # Runnable as a plain script from anywhere.
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
-from pix2pitch_jax import gallery  # noqa: E402
+from pix2pitch_jax.generation import gallery  # noqa: E402
 
 _INDEX = flags.DEFINE_string('index', None, 'Path to the gallery index.html.', required=True)
 _OUT = flags.DEFINE_string('out', 'gallery.png', 'Where to write the screenshot.')

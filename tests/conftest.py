@@ -1,6 +1,7 @@
 """Shared test set-up: 8 virtual CPU devices, a persistent compile cache, tiny datasets."""
 
 import os
+import pathlib
 
 # Must happen before jax is imported anywhere: sharding tests need several devices, and the
 # compile cache makes repeated runs of the suite fast.
@@ -21,7 +22,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from absl import flags  # noqa: E402
 
-from pix2pitch_jax import audio, records  # noqa: E402
+from pix2pitch_jax.audio import spectrogram  # noqa: E402
+from pix2pitch_jax.core import configs  # noqa: E402
+from pix2pitch_jax.data import records  # noqa: E402
 
 jax.config.update('jax_compilation_cache_dir', os.environ['JAX_COMPILATION_CACHE_DIR'])
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
@@ -29,6 +32,12 @@ jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 flags.FLAGS.mark_as_parsed()
 
 TINY_ERAS = ('baroque', 'romanticism')
+EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / 'experiments'
+
+
+def tiny_config():
+  """A fresh copy of experiments/tiny.py's config (loaded by path, as the CLI does)."""
+  return configs.load_config_file(EXPERIMENTS / 'tiny.py')
 
 
 def make_tiny_examples(n: int, image_size: int, seed: int, prefix: str):
@@ -47,7 +56,7 @@ def make_tiny_examples(n: int, image_size: int, seed: int, prefix: str):
 
 def write_tiny_dataset(data_dir, image_size=32, sizes=(('train', 16), ('validation', 4),
                                                       ('test', 4))):
-  params = audio.MelParams(image_size=image_size, clip_seconds=2.0, n_fft=512)
+  params = spectrogram.MelParams(image_size=image_size, clip_seconds=2.0, n_fft=512)
   meta = records.DatasetMeta(params, TINY_ERAS, source='tests:tiny')
   for k, (split, n) in enumerate(sizes):
     records.write_split(data_dir, split, make_tiny_examples(n, image_size, k, split[:2]), meta,

@@ -5,9 +5,10 @@ import librosa
 import numpy as np
 import pytest
 
-from pix2pitch_jax import audio, metrics
+from pix2pitch_jax.audio import inverse, spectrogram
+from pix2pitch_jax.evaluation import metrics
 
-PARAMS = audio.MelParams(image_size=64, clip_seconds=2.0, n_fft=1024)  # hop 689
+PARAMS = spectrogram.MelParams(image_size=64, clip_seconds=2.0, n_fft=1024)  # hop 689
 
 
 def chord(params, seconds=None):
@@ -25,21 +26,21 @@ def librosa_stft(y, params):
 def test_stft_and_istft_match_librosa():
   y = np.random.default_rng(0).standard_normal(PARAMS.clip_samples).astype(np.float32)
   expected = librosa_stft(y, PARAMS)
-  ours = np.asarray(audio.stft(y, PARAMS))
+  ours = np.asarray(inverse.stft(y, PARAMS))
   assert ours.shape == expected.shape
   np.testing.assert_allclose(ours, expected, atol=1e-5 * np.abs(expected).max())
-  back = np.asarray(audio.istft(expected, PARAMS, len(y)))
+  back = np.asarray(inverse.istft(expected, PARAMS, len(y)))
   np.testing.assert_allclose(back, librosa.istft(expected, hop_length=PARAMS.hop_length,
                                                  n_fft=PARAMS.n_fft, length=len(y)), atol=1e-5)
   np.testing.assert_allclose(back, y, atol=1e-5)  # perfect reconstruction
 
 
 def test_istft_handles_hop_longer_than_window():
-  params = audio.MelParams(image_size=32, clip_seconds=2.0, n_fft=512)  # the tiny dataset's
+  params = spectrogram.MelParams(image_size=32, clip_seconds=2.0, n_fft=512)  # the tiny dataset's
   assert params.hop_length > params.n_fft
   y = np.random.default_rng(1).standard_normal(params.clip_samples).astype(np.float32)
   spec = librosa_stft(y, params)
-  ours = np.asarray(audio.istft(spec, params, params.clip_samples))
+  ours = np.asarray(inverse.istft(spec, params, params.clip_samples))
   theirs = librosa.istft(spec, hop_length=params.hop_length, n_fft=params.n_fft,
                          length=params.clip_samples)
   # Between frames nothing is known: both leave zeros there. Where the window is nearly zero both
@@ -58,7 +59,7 @@ def test_griffin_lim_from_zero_phase_equals_librosa():
   magnitude = np.abs(librosa_stft(chord(PARAMS), PARAMS))[:, :PARAMS.n_frames]
   expected = librosa.griffinlim(magnitude, n_iter=8, hop_length=PARAMS.hop_length,
                                 n_fft=PARAMS.n_fft, init=None)
-  ours = np.asarray(audio.griffin_lim(magnitude[None], PARAMS, None, n_iter=8))[0]
+  ours = np.asarray(inverse.griffin_lim(magnitude[None], PARAMS, None, n_iter=8))[0]
   assert ours.shape == expected.shape
   np.testing.assert_allclose(ours, expected, atol=1e-3 * np.abs(expected).max())
 
@@ -72,25 +73,25 @@ def test_griffin_lim_random_phase_converges_like_librosa():
     rebuilt = np.abs(librosa_stft(reconstruction, PARAMS))[:, :PARAMS.n_frames]
     return float(metrics.spectral_convergence(magnitude, rebuilt))
 
-  ours = np.asarray(audio.griffin_lim(magnitude[None], PARAMS, jax.random.key(0), n_iter=32))[0]
+  ours = np.asarray(inverse.griffin_lim(magnitude[None], PARAMS, jax.random.key(0), n_iter=32))[0]
   theirs = librosa.griffinlim(magnitude, n_iter=32, hop_length=PARAMS.hop_length,
                               n_fft=PARAMS.n_fft, random_state=0)
   sc_ours, sc_theirs = convergence(ours), convergence(theirs)
   assert sc_ours <= 1.1 * sc_theirs + 0.01, (sc_ours, sc_theirs)
   assert sc_ours < 0.2
   # Iterating helps, and a key makes the result reproducible.
-  few = np.asarray(audio.griffin_lim(magnitude[None], PARAMS, jax.random.key(0), n_iter=2))[0]
+  few = np.asarray(inverse.griffin_lim(magnitude[None], PARAMS, jax.random.key(0), n_iter=2))[0]
   assert convergence(few) > sc_ours
-  again = np.asarray(audio.griffin_lim(magnitude[None], PARAMS, jax.random.key(0), n_iter=32))[0]
+  again = np.asarray(inverse.griffin_lim(magnitude[None], PARAMS, jax.random.key(0), n_iter=32))[0]
   np.testing.assert_array_equal(ours, again)
 
 
 def test_mel_to_linear_is_a_non_negative_inverse_as_good_as_librosa():
-  power_mel = audio.audio_to_power_mel(chord(PARAMS), PARAMS)
-  linear = np.asarray(audio.mel_to_linear(power_mel[None], PARAMS))[0]
+  power_mel = spectrogram.audio_to_power_mel(chord(PARAMS), PARAMS)
+  linear = np.asarray(inverse.mel_to_linear(power_mel[None], PARAMS))[0]
   assert linear.shape == (1 + PARAMS.n_fft // 2, PARAMS.n_frames)
   assert linear.min() >= 0.0
-  basis = audio.mel_filterbank(PARAMS)
+  basis = spectrogram.mel_filterbank(PARAMS)
   ours = np.linalg.norm(basis @ linear ** 2 - power_mel) / np.linalg.norm(power_mel)
   theirs = librosa.feature.inverse.mel_to_stft(power_mel, sr=PARAMS.sample_rate,
                                                n_fft=PARAMS.n_fft, norm=None)
@@ -100,20 +101,20 @@ def test_mel_to_linear_is_a_non_negative_inverse_as_good_as_librosa():
 
 
 def test_image_to_power_mel_inverts_the_forward_transform():
-  power_mel = audio.audio_to_power_mel(chord(PARAMS), PARAMS)
-  image = audio.db_to_image(audio.power_mel_to_db(power_mel, PARAMS), PARAMS)
-  back = audio.image_to_power_mel(image, PARAMS)
-  audible = audio.power_mel_to_db(power_mel, PARAMS) > PARAMS.min_db + 1  # above the clip floor
+  power_mel = spectrogram.audio_to_power_mel(chord(PARAMS), PARAMS)
+  image = spectrogram.db_to_image(spectrogram.power_mel_to_db(power_mel, PARAMS), PARAMS)
+  back = spectrogram.image_to_power_mel(image, PARAMS)
+  audible = spectrogram.power_mel_to_db(power_mel, PARAMS) > PARAMS.min_db + 1  # above the clip floor
   np.testing.assert_allclose(back[audible], power_mel[audible], rtol=1e-3)
 
 
 def test_mel_image_to_audio_round_trip():
-  image = audio.audio_to_mel_image(chord(PARAMS), PARAMS)
-  clips = np.asarray(audio.mel_image_to_audio(np.stack([image, image[:, ::-1]]), PARAMS,
+  image = spectrogram.audio_to_mel_image(chord(PARAMS), PARAMS)
+  clips = np.asarray(inverse.mel_image_to_audio(np.stack([image, image[:, ::-1]]), PARAMS,
                                               n_iter=32, key=jax.random.key(0)))
   assert clips.shape == (2, PARAMS.clip_samples) and np.isfinite(clips).all()
-  rebuilt = audio.audio_to_mel_image(clips[0], PARAMS)
-  l1_db = np.abs(audio.image_to_db(rebuilt, PARAMS) - audio.image_to_db(image, PARAMS)).mean()
+  rebuilt = spectrogram.audio_to_mel_image(clips[0], PARAMS)
+  l1_db = np.abs(spectrogram.image_to_db(rebuilt, PARAMS) - spectrogram.image_to_db(image, PARAMS)).mean()
   assert l1_db < 3.0, l1_db
   with pytest.raises(ValueError, match='expected mel images'):
-    audio.mel_image_to_audio(np.zeros((2, 32, 32)), PARAMS)
+    inverse.mel_image_to_audio(np.zeros((2, 32, 32)), PARAMS)

@@ -4,12 +4,16 @@ import pathlib
 
 import numpy as np
 
-from experiments import tiny
-from pix2pitch_jax import checkpointing, inference, records, sharding, trainer
+from pix2pitch_jax.runtime import checkpointing
+from pix2pitch_jax import inference
+from pix2pitch_jax.data import records
+from pix2pitch_jax.runtime import sharding
+from pix2pitch_jax.training import trainer
+from conftest import tiny_config
 
 
 def _config(data_dir, **kw):
-  config = tiny.get_config()
+  config = tiny_config()
   config.data_dir = data_dir
   for k, v in kw.items():
     config[k] = v

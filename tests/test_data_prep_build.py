@@ -17,8 +17,9 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from data_prep import builder, demo_synesthesia, music, paintings
-from pix2pitch_jax import audio, records
+from data_prep import builder, demo_synesthesia, demos, music, paintings
+from pix2pitch_jax.audio import spectrogram
+from pix2pitch_jax.data import records
 
 SR = 16_000
 TINY = dict(image_size=32, sample_rate=SR, clip_seconds=1.0, n_fft=512, shard_size=4,
@@ -107,7 +108,7 @@ def test_counts_and_no_leakage(built):
 def test_example_values(built):
   out, _ = built
   meta = records.read_meta(out)
-  assert meta.mel_params == audio.MelParams(sample_rate=SR, image_size=32, clip_seconds=1.0,
+  assert meta.mel_params == spectrogram.MelParams(sample_rate=SR, image_size=32, clip_seconds=1.0,
                                             n_fft=512)
   assert meta.era_names == ('baroque', 'classicism', 'romanticism', 'impressionism',
                             'expressionism')
@@ -253,9 +254,9 @@ def test_synesthesia_rule_known_stroke():
   rows = np.where((np.abs(img[:, 16].astype(int) - (30, 70, 190)).sum(-1) < 40))[0]
   assert 0 < rows.min() and rows.max() < 10  # C7 is drawn near the top
   assert (np.abs(img[rows[0], 8:24].astype(int) - (30, 70, 190)).sum(-1) < 40).all()
-  params = audio.MelParams(sample_rate=22050, image_size=64, clip_seconds=4.0, n_fft=2048,
+  params = spectrogram.MelParams(sample_rate=22050, image_size=64, clip_seconds=4.0, n_fft=2048,
                            fmin=demo_synesthesia.FMIN_HZ, fmax=demo_synesthesia.FMAX_HZ)
-  mel = audio.audio_to_mel_image(score.waveform(params), params)
+  mel = spectrogram.audio_to_mel_image(score.waveform(params), params)
   frames = np.where(mel.max(axis=0) > -0.2)[0]
   assert abs(frames.min() - 8) <= 1 and abs(frames.max() - 24) <= 2  # onset and duration
   # The rule's point: the stroke lies on the row where its fundamental lies in the mel image.
@@ -284,8 +285,8 @@ def test_synesthesia_notes_are_separable():
 
 def test_synesthesia_demo_parallel_matches_serial(tmp_path):
   kw = dict(image_size=32, num_paintings=24, progress=False, shard_size=8)
-  one = builder.build_demo('synesthesia', tmp_path / 'one', workers=1, **kw)
-  two = builder.build_demo('synesthesia', tmp_path / 'two', workers=2, **kw)
+  one = demos.build_demo('synesthesia', tmp_path / 'one', workers=1, **kw)
+  two = demos.build_demo('synesthesia', tmp_path / 'two', workers=2, **kw)
   assert one['counts'] == two['counts']
   for split in ('train', 'test'):
     a, b = _all(tmp_path / 'one', split), _all(tmp_path / 'two', split)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pix2pitch_jax import images
+from pix2pitch_jax.data import images
 
 
 def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:

@@ -6,7 +6,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from pix2pitch_jax import demo, images
+from pix2pitch_jax.demo import pipeline as demo_pipeline
+from pix2pitch_jax.data import images
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # experiments/tiny.py (32x32, ngf = ndf = 8, 4 steps) on a 24-painting synesthesia corpus.
@@ -16,7 +17,7 @@ TOY = dict(config_path=str(REPO / 'experiments' / 'tiny.py'),
 
 
 def test_outside_style_images_cover_odd_modes(tmp_path):
-  out = demo.write_outside_style_images(tmp_path)
+  out = demo_pipeline.write_outside_style_images(tmp_path)
   files = sorted(p.name for p in out.iterdir())
   assert files == ['palette_noise.png', 'pen_sketch.png', 'photo_landscape.jpg', 'poster_rgba.png']
   for path in out.iterdir():
@@ -27,7 +28,7 @@ def test_outside_style_images_cover_odd_modes(tmp_path):
 
 @pytest.mark.slow
 def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path):
-  summary = demo.run_demo('synesthesia', tmp_path, **TOY)
+  summary = demo_pipeline.run_demo('synesthesia', tmp_path, **TOY)
   assert summary['train']['step'] == 4
   metrics = json.loads(pathlib.Path(summary['metrics_json']).read_text())
   for system in ('model', 'retrieval', 'era_mean'):
@@ -41,7 +42,7 @@ def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path):
   stamps = {p: p.stat().st_mtime_ns for p in (pathlib.Path(summary['metrics_json']),
                                               pathlib.Path(summary['gallery_test']))}
 
-  again = demo.run_demo('synesthesia', tmp_path, **TOY)  # a second run redoes nothing
+  again = demo_pipeline.run_demo('synesthesia', tmp_path, **TOY)  # a second run redoes nothing
   assert again['metrics_json'] == summary['metrics_json']
   assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
   assert json.loads((tmp_path / 'demo_summary.json').read_text())['headline'] == \
@@ -50,6 +51,6 @@ def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path):
 
 def test_bad_demo_name_and_missing_config(tmp_path):
   with pytest.raises(ValueError, match='unknown demo'):
-    demo.run_demo('cubism', tmp_path)
+    demo_pipeline.run_demo('cubism', tmp_path)
   with pytest.raises(FileNotFoundError, match='not found'):
-    demo.run_demo('eras', tmp_path, config_path=str(tmp_path / 'nope.py'))
+    demo_pipeline.run_demo('eras', tmp_path, config_path=str(tmp_path / 'nope.py'))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pix2pitch_jax import era_classifier
+from pix2pitch_jax.evaluation import era_classifier
 
 SMALL = era_classifier.ClassifierConfig(features=(8, 16), embedding_dim=16, num_steps=60,
                                         batch_size=16, learning_rate=3e-3)

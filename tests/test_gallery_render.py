@@ -10,7 +10,8 @@ import pytest
 import soundfile
 from PIL import Image
 
-from pix2pitch_jax import gallery, generation
+from pix2pitch_jax.generation import gallery
+from pix2pitch_jax.generation import job as generation_job
 
 pytestmark = pytest.mark.skipif(
     not any(shutil.which(n) for n in ('chromium', 'chromium-browser', 'google-chrome')),
@@ -26,8 +27,8 @@ def test_colorize_mel_is_magma_from_dark_to_light():
 
 @pytest.fixture
 def generated_gallery(stub_workdir, tmp_path):
-  """A split gallery (generated + reference audio) written by generation.generate."""
-  result = generation.generate(stub_workdir, tmp_path / 'gallery', split='test',
+  """A split gallery (generated + reference audio) written by generation_job.generate."""
+  result = generation_job.generate(stub_workdir, tmp_path / 'gallery', split='test',
                                max_examples=2, griffin_lim_iters=2)
   return pathlib.Path(result['index_html'])
 

@@ -8,7 +8,8 @@ import pytest
 import soundfile
 from PIL import Image
 
-from pix2pitch_jax import generation
+from pix2pitch_jax.core import cli
+from pix2pitch_jax.generation import job as generation_job
 
 
 def image_folder(root: pathlib.Path) -> pathlib.Path:
@@ -29,7 +30,7 @@ def test_generate_from_a_folder_skips_bad_files(stub_workdir, tmp_path):
   workdir = stub_workdir
   images = image_folder(tmp_path / 'images')
   out = tmp_path / 'out'
-  result = generation.generate(workdir, out, images_dir=images, griffin_lim_iters=4)
+  result = generation_job.generate(workdir, out, images_dir=images, griffin_lim_iters=4)
   assert result['count'] == 3 and result['step'] == 4
   assert sorted(pathlib.Path(p).name for p, _ in result['skipped']) == ['README.txt', 'broken.jpg']
   for stem in ('photo', 'alpha', 'sketches_sketch'):
@@ -45,11 +46,11 @@ def test_generate_from_a_folder_skips_bad_files(stub_workdir, tmp_path):
 
 def test_generate_a_split_with_references_is_deterministic(stub_workdir, tmp_path):
   workdir = stub_workdir
-  first = generation.generate(workdir, tmp_path / 'a', split='test', max_examples=3, seed=3,
+  first = generation_job.generate(workdir, tmp_path / 'a', split='test', max_examples=3, seed=3,
                               griffin_lim_iters=4)
-  again = generation.generate(workdir, tmp_path / 'b', split='test', max_examples=3, seed=3,
+  again = generation_job.generate(workdir, tmp_path / 'b', split='test', max_examples=3, seed=3,
                               griffin_lim_iters=4)
-  other = generation.generate(workdir, tmp_path / 'c', split='test', max_examples=3, seed=4,
+  other = generation_job.generate(workdir, tmp_path / 'c', split='test', max_examples=3, seed=4,
                               griffin_lim_iters=4)
   assert first['count'] == 3 and first['skipped'] == []
   read = lambda result, name: soundfile.read(pathlib.Path(result['out_dir']) / name)[0]
@@ -65,16 +66,16 @@ def test_generate_a_split_with_references_is_deterministic(stub_workdir, tmp_pat
 def test_generate_argument_errors(stub_workdir, tmp_path):
   workdir = stub_workdir
   with pytest.raises(ValueError, match='exactly one'):
-    generation.generate(workdir, tmp_path / 'x')
+    generation_job.generate(workdir, tmp_path / 'x')
   with pytest.raises(ValueError, match='not one of'):
-    generation.generate(workdir, tmp_path / 'x', split='test', era='gothic')
+    generation_job.generate(workdir, tmp_path / 'x', split='test', era='gothic')
   empty = tmp_path / 'empty'
   empty.mkdir()
   (empty / 'junk.png').write_bytes(b'junk')
   with pytest.raises(ValueError, match='nothing to generate'):
-    generation.generate(workdir, tmp_path / 'x', images_dir=empty)
+    generation_job.generate(workdir, tmp_path / 'x', images_dir=empty)
   with pytest.raises(FileNotFoundError, match='not a directory'):
-    generation.generate(workdir, tmp_path / 'x', images_dir=tmp_path / 'missing')
-  assert generation.parse_checkpoint('12') == 12
+    generation_job.generate(workdir, tmp_path / 'x', images_dir=tmp_path / 'missing')
+  assert cli.parse_checkpoint('12') == 12
   with pytest.raises(ValueError, match='step number'):
-    generation.parse_checkpoint('best')
+    cli.parse_checkpoint('best')

@@ -8,9 +8,11 @@ import scipy.fft
 import scipy.signal
 
 from data_prep import demo_synesthesia
-from pix2pitch_jax import audio, metrics, transcription
+from pix2pitch_jax.audio import inverse, spectrogram
+from pix2pitch_jax.evaluation import metrics
+from pix2pitch_jax.audio import transcription
 
-PARAMS = audio.MelParams(image_size=32, clip_seconds=1.0, n_fft=512)
+PARAMS = spectrogram.MelParams(image_size=32, clip_seconds=1.0, n_fft=512)
 
 
 def random_db(shape=(3, 32, 32), seed=0):
@@ -90,12 +92,12 @@ def test_mel_image_metrics_batch():
 
 def test_griffin_lim_consistency_is_low_for_real_spectrograms():
   rng = np.random.default_rng(0)
-  params = audio.MelParams(image_size=64, clip_seconds=2.0, n_fft=1024)
+  params = spectrogram.MelParams(image_size=64, clip_seconds=2.0, n_fft=1024)
   t = np.arange(params.clip_samples) / params.sample_rate
-  real = audio.audio_to_mel_image(np.sin(2 * np.pi * 440 * t) * np.exp(-(t % 0.5) * 4), params)
+  real = spectrogram.audio_to_mel_image(np.sin(2 * np.pi * 440 * t) * np.exp(-(t % 0.5) * 4), params)
   noise = rng.uniform(-1, 1, real.shape).astype(np.float32)  # no signal has this spectrogram
   images = np.stack([real, noise])
-  clips = audio.mel_image_to_audio(images, params, n_iter=32)
+  clips = inverse.mel_image_to_audio(images, params, n_iter=32)
   consistency = np.asarray(metrics.griffin_lim_consistency(images, clips, params))
   assert consistency[0] < 0.25 and consistency[1] > consistency[0] + 0.2, consistency
 
@@ -183,8 +185,8 @@ def random_score(rng, n_notes, clip_seconds, frame_s, scale=SCALE_C4_C6):
 # The thesis resolution (full band, C4..C6, pitch window to match) and the synesthesia demo's
 # own setting (128 px, 4 s clips, n_fft 2048, mel band 400-2400 Hz, C5..C7, default window).
 @pytest.mark.parametrize('params,scale,config', [
-    (audio.MEL_256_22K, SCALE_C4_C6, transcription.TranscriptionConfig(max_midi=86.0)),
-    (audio.MelParams(image_size=128, clip_seconds=4.0, n_fft=2048,
+    (spectrogram.MEL_256_22K, SCALE_C4_C6, transcription.TranscriptionConfig(max_midi=86.0)),
+    (spectrogram.MelParams(image_size=128, clip_seconds=4.0, n_fft=2048,
                      fmin=demo_synesthesia.FMIN_HZ, fmax=demo_synesthesia.FMAX_HZ),
      demo_synesthesia.SCALE, transcription.TranscriptionConfig()),
 ])
@@ -194,7 +196,7 @@ def test_transcription_of_synthesized_notes_scores_near_one(params, scale, confi
   for _ in range(3):
     notes = random_score(rng, 8, params.clip_seconds,
                          params.hop_length / params.sample_rate, scale)
-    image = audio.audio_to_mel_image(synthesize_notes(notes, params), params)
+    image = spectrogram.audio_to_mel_image(synthesize_notes(notes, params), params)
     estimated = transcription.transcribe_mel_image(image, params, config)
     reference = transcription.parse_notes_json(json.dumps(notes), params.clip_seconds)
     scores.append(transcription.note_scores(reference, estimated))

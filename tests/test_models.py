@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from pix2pitch_jax import models
+from pix2pitch_jax.models import pix2pix
 
 ATOL = 1e-5
 
@@ -34,14 +34,14 @@ def test_upconv_equals_nnx_conv_transpose(impl, shape):
   reference = nnx.ConvTranspose(3, 7, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
                                 rngs=nnx.Rngs(0))
   reference.kernel[...], reference.bias[...] = kernel, bias
-  up = models.UpConv(3, 7, use_bias=True, impl=impl, rngs=nnx.Rngs(0))
+  up = pix2pix.UpConv(3, 7, use_bias=True, impl=impl, rngs=nnx.Rngs(0))
   up.kernel[...], up.bias[...] = kernel, bias
   expected = reference(x)
   assert expected.shape == (shape[0], 2 * shape[1], 2 * shape[2], 7)
   np.testing.assert_allclose(up(x), expected, atol=ATOL)
   # Same gradients too (the reason for the reformulation is the backward pass).
   for got, want in zip(
-      _grads(lambda x, k: models.conv_transpose_4x4_s2(x, k, impl), x, kernel),
+      _grads(lambda x, k: pix2pix.conv_transpose_4x4_s2(x, k, impl), x, kernel),
       _grads(lambda x, k: jax.lax.conv_transpose(x, k, (2, 2), ((2, 2), (2, 2)),
                                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC')),
              x, kernel)):
@@ -55,11 +55,11 @@ def test_downconv_equals_nnx_strided_conv(impl, shape):
   reference = nnx.Conv(3, 5, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=False,
                        rngs=nnx.Rngs(0))
   reference.kernel[...] = kernel
-  down = models.DownConv(3, 5, use_bias=False, impl=impl, rngs=nnx.Rngs(0))
+  down = pix2pix.DownConv(3, 5, use_bias=False, impl=impl, rngs=nnx.Rngs(0))
   down.kernel[...] = kernel
   np.testing.assert_allclose(down(x), reference(x), atol=ATOL)
   for got, want in zip(
-      _grads(lambda x, k: models.conv_4x4_s2(x, k, impl), x, kernel),
+      _grads(lambda x, k: pix2pix.conv_4x4_s2(x, k, impl), x, kernel),
       _grads(lambda x, k: jax.lax.conv_general_dilated(
           x, k, (2, 2), ((1, 1), (1, 1)), dimension_numbers=('NHWC', 'HWIO', 'NHWC')),
              x, kernel)):
@@ -70,14 +70,14 @@ def test_downconv_equals_nnx_strided_conv(impl, shape):
 def test_generators_with_different_conv_impls_agree(impl):
   """Same parameters (same names and shapes) -> same U-Net output and parameter gradients,
   whatever the kernels (down to the 1x1 bottleneck, where gemm drops padding-only taps)."""
-  make = lambda impl: models.UNetGenerator(32, ngf=4, conv_impl=impl, rngs=nnx.Rngs(0))  # noqa
+  make = lambda impl: pix2pix.UNetGenerator(32, ngf=4, conv_impl=impl, rngs=nnx.Rngs(0))  # noqa
   native, other = make('native'), make(impl)
   nnx.update(other, nnx.state(native))
   x = _random((2, 32, 32, 3), 5)
-  np.testing.assert_allclose(models.eval_view(other)(x), models.eval_view(native)(x), atol=ATOL)
+  np.testing.assert_allclose(pix2pix.eval_view(other)(x), pix2pix.eval_view(native)(x), atol=ATOL)
 
   def param_grads(model):
-    graphdef, params, rest = nnx.split(models.eval_view(model), nnx.Param, ...)
+    graphdef, params, rest = nnx.split(pix2pix.eval_view(model), nnx.Param, ...)
     loss = lambda p: jnp.sum(jnp.sin(3 * nnx.merge(graphdef, p, rest)(x)))  # noqa: E731
     return jax.grad(loss)(params)
 
@@ -86,7 +86,7 @@ def test_generators_with_different_conv_impls_agree(impl):
 
 
 def test_generator_shapes_dropout_and_eval_mode():
-  g = models.UNetGenerator(32, ngf=4, rngs=nnx.Rngs(0))
+  g = pix2pix.UNetGenerator(32, ngf=4, rngs=nnx.Rngs(0))
   assert len(g.down_convs) == 5  # log2(32) down-steps
   assert g.num_dropout == 3
   x = _random((2, 32, 32, 3), 6)
@@ -95,14 +95,14 @@ def test_generator_shapes_dropout_and_eval_mode():
   assert a.shape == (2, 32, 32, 1) and a.dtype == jnp.float32
   assert float(jnp.abs(a).max()) <= 1.0
   assert not np.allclose(a, b)  # dropout is on in training mode
-  ev = models.eval_view(g)
+  ev = pix2pix.eval_view(g)
   np.testing.assert_array_equal(ev(x), ev(x))
   with pytest.raises(Exception):
     g(x)  # training mode with dropout needs a key
 
 
 def test_era_conditioning_changes_the_output():
-  g = models.eval_view(models.UNetGenerator(16, ngf=4, num_eras=3, rngs=nnx.Rngs(0)))
+  g = pix2pix.eval_view(pix2pix.UNetGenerator(16, ngf=4, num_eras=3, rngs=nnx.Rngs(0)))
   x = jnp.repeat(_random((1, 16, 16, 3), 7), 2, axis=0)
   out = g(x, jnp.array([0, 2]))
   assert not np.allclose(out[0], out[1])
@@ -112,14 +112,14 @@ def test_era_conditioning_changes_the_output():
 
 @pytest.mark.parametrize('norm', ['instance', 'none'])
 def test_other_norms_run(norm):
-  g = models.UNetGenerator(16, ngf=4, norm=norm, use_dropout=False, rngs=nnx.Rngs(0))
-  d = models.PatchDiscriminator(ndf=4, n_layers=2, norm=norm, rngs=nnx.Rngs(0))
+  g = pix2pix.UNetGenerator(16, ngf=4, norm=norm, use_dropout=False, rngs=nnx.Rngs(0))
+  d = pix2pix.PatchDiscriminator(ndf=4, n_layers=2, norm=norm, rngs=nnx.Rngs(0))
   y = g(_random((1, 16, 16, 3), 8))
   assert d(_random((1, 16, 16, 3), 9), y).shape == (1, 2, 2, 1)  # 16 -> 8 -> 4 -> 3 -> 2
 
 
 def test_patchgan_has_a_70_pixel_receptive_field():
-  d = models.eval_view(models.PatchDiscriminator(ndf=4, rngs=nnx.Rngs(0)))
+  d = pix2pix.eval_view(pix2pix.PatchDiscriminator(ndf=4, rngs=nnx.Rngs(0)))
   paint, mel = _random((1, 128, 128, 3), 10), _random((1, 128, 128, 1), 11)
   logits = d(paint, mel)
   assert logits.shape == (1, 14, 14, 1)  # 128 -> 64 -> 32 -> 16 -> 15 -> 14
@@ -129,19 +129,19 @@ def test_patchgan_has_a_70_pixel_receptive_field():
 
 
 def test_bfloat16_compute_keeps_float32_params_and_outputs():
-  g = models.UNetGenerator(16, ngf=4, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
-  d = models.PatchDiscriminator(ndf=4, n_layers=2, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+  g = pix2pix.UNetGenerator(16, ngf=4, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+  d = pix2pix.PatchDiscriminator(ndf=4, n_layers=2, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
   assert {p.dtype for p in jax.tree.leaves(nnx.state(g, nnx.Param))} == {jnp.dtype('float32')}
   x = _random((2, 16, 16, 3), 12)
-  y = jax.jit(lambda x: models.eval_view(g)(x))(x)
+  y = jax.jit(lambda x: pix2pix.eval_view(g)(x))(x)
   assert y.dtype == jnp.float32 and bool(jnp.isfinite(y).all())
   assert d(x, y).dtype == jnp.float32
 
 
 def test_bad_options_fail_clearly():
   with pytest.raises(ValueError, match='norm must be one of'):
-    models.UNetGenerator(32, ngf=4, norm='layer', rngs=nnx.Rngs(0))
+    pix2pix.UNetGenerator(32, ngf=4, norm='layer', rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match='conv_impl must be one of'):
-    models.UNetGenerator(32, ngf=4, conv_impl='fft', rngs=nnx.Rngs(0))
+    pix2pix.UNetGenerator(32, ngf=4, conv_impl='fft', rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match='power of two'):
-    models.UNetGenerator(48, ngf=4, rngs=nnx.Rngs(0))
+    pix2pix.UNetGenerator(48, ngf=4, rngs=nnx.Rngs(0))

@@ -4,7 +4,8 @@ import grain
 import numpy as np
 import pytest
 
-from pix2pitch_jax import audio, records
+from pix2pitch_jax.audio import spectrogram
+from pix2pitch_jax.data import records
 
 
 def test_roundtrip_values_and_types(tiny_dataset):
@@ -23,7 +24,7 @@ def test_split_sizes_and_meta(tiny_dataset):
   assert records.available_splits(tiny_dataset) == ['test', 'train', 'validation']
   meta = records.read_meta(tiny_dataset)
   assert meta.era_names == ('baroque', 'romanticism')
-  assert meta.mel_params == audio.MelParams(image_size=32, clip_seconds=2.0, n_fft=512)
+  assert meta.mel_params == spectrogram.MelParams(image_size=32, clip_seconds=2.0, n_fft=512)
   assert len(records.open_split(tiny_dataset, 'test')) == 4
 
 

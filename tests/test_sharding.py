@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from pix2pitch_jax import sharding
+from pix2pitch_jax.runtime import sharding
 
 
 def test_mesh_is_one_auto_data_axis_over_all_devices():

@@ -12,8 +12,11 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import tiny
-from pix2pitch_jax import checkpointing, inference, trainer
+from pix2pitch_jax.runtime import checkpointing
+from pix2pitch_jax import inference
+from pix2pitch_jax.training import trainer
+from conftest import tiny_config
+from pix2pitch_jax.core import configs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Same losses on 1 and 8 devices up to float reassociation of the sharded reductions
@@ -21,16 +24,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE_COUNT_RTOL = 1e-4
 
 
-def tiny_config(data_dir, /, **overrides):
-  config = tiny.get_config()
+def tiny_train_config(data_dir, /, **overrides):
+  config = tiny_config()
   config.data_dir = data_dir
-  for key, value in overrides.items():
-    section = config
-    *parents, leaf = key.split('.')
-    for p in parents:
-      section = section[p]
-    section[leaf] = value
-  return config
+  return configs.apply_overrides(config, overrides)
 
 
 def read_metrics(workdir):
@@ -42,7 +39,7 @@ def read_metrics(workdir):
 def trained(tiny_dataset, tmp_path_factory):
   """4 steps on 8 devices, checkpoints at 2 and 4, one validation at the end."""
   workdir = str(tmp_path_factory.mktemp('trained'))
-  summary = trainer.train_and_evaluate(tiny_config(tiny_dataset), workdir)
+  summary = trainer.train_and_evaluate(tiny_train_config(tiny_dataset), workdir)
   return workdir, summary
 
 
@@ -70,7 +67,7 @@ def test_train_and_evaluate_writes_everything(trained):
 
 def test_training_reduces_l1(tiny_dataset, tmp_path):
   """The mel of the tiny set is a function of the painting: L1 must fall steadily over 30 steps."""
-  config = tiny_config(tiny_dataset, num_train_steps=30, checkpoint_every_steps=30,
+  config = tiny_train_config(tiny_dataset, num_train_steps=30, checkpoint_every_steps=30,
                        log_every_steps=5, **{'input.jitter': False, 'model.use_dropout': False,
                                           'optimizer.lr': 2e-3, 'optimizer.decay_start_step': 30})
   trainer.train_and_evaluate(config, str(tmp_path))
@@ -80,7 +77,7 @@ def test_training_reduces_l1(tiny_dataset, tmp_path):
 
 def test_one_and_eight_devices_give_the_same_losses(trained, tiny_dataset, tmp_path):
   workdir8, _ = trained
-  trainer.train_and_evaluate(tiny_config(tiny_dataset, num_devices=1), str(tmp_path))
+  trainer.train_and_evaluate(tiny_train_config(tiny_dataset, num_devices=1), str(tmp_path))
   rows1, rows8 = read_metrics(str(tmp_path)), read_metrics(workdir8)
   for r1, r8 in zip(rows1, rows8):
     for key in trainer.LOSS_KEYS + ('D_real_mean', 'D_fake_mean'):
@@ -90,7 +87,7 @@ def test_one_and_eight_devices_give_the_same_losses(trained, tiny_dataset, tmp_p
 
 def test_fsdp_shards_params_and_optimizer_state(tiny_dataset, tmp_path):
   """Params and Adam state sharded over 'data': trains, checkpoints, loads sharded."""
-  summary = trainer.train_and_evaluate(tiny_config(tiny_dataset, fsdp=True, num_train_steps=2),
+  summary = trainer.train_and_evaluate(tiny_train_config(tiny_dataset, fsdp=True, num_train_steps=2),
                                        str(tmp_path))
   assert all(np.isfinite(summary[k]) for k in trainer.LOSS_KEYS)
   gen = inference.load_generator(str(tmp_path))
@@ -108,19 +105,19 @@ def test_fsdp_shards_params_and_optimizer_state(tiny_dataset, tmp_path):
 ])
 def test_config_errors_are_clear_and_early(tiny_dataset, tmp_path, overrides, message):
   with pytest.raises(ValueError, match=message):
-    trainer.train_and_evaluate(tiny_config(tiny_dataset, **overrides), str(tmp_path))
+    trainer.train_and_evaluate(tiny_train_config(tiny_dataset, **overrides), str(tmp_path))
   assert not os.path.exists(tmp_path / 'checkpoints')  # failed before any work
 
 
 def test_small_batches_use_fewer_devices(tiny_dataset):
-  assert trainer.mesh_size(tiny_config(tiny_dataset, batch_size=4)) == 4
-  assert trainer.mesh_size(tiny_config(tiny_dataset, batch_size=6)) == 6
-  assert trainer.mesh_size(tiny_config(tiny_dataset, batch_size=16)) == 8
-  assert trainer.mesh_size(tiny_config(tiny_dataset, batch_size=4, num_devices=2)) == 2
+  assert trainer.mesh_size(tiny_train_config(tiny_dataset, batch_size=4)) == 4
+  assert trainer.mesh_size(tiny_train_config(tiny_dataset, batch_size=6)) == 6
+  assert trainer.mesh_size(tiny_train_config(tiny_dataset, batch_size=16)) == 8
+  assert trainer.mesh_size(tiny_train_config(tiny_dataset, batch_size=4, num_devices=2)) == 2
 
 
 def test_unknown_config_field(tiny_dataset, tmp_path):
-  config = tiny_config(tiny_dataset)
+  config = tiny_train_config(tiny_dataset)
   config.model.lambda_l1 = 10.0  # typo of lambda_L1
   with pytest.raises(ValueError, match=r"unknown field\(s\) \['model.lambda_l1'\]"):
     trainer.train_and_evaluate(config, str(tmp_path))
@@ -147,14 +144,14 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_
 
   monkeypatch.setattr(trainer, 'train_step', poisoned_step)
   with pytest.raises(FloatingPointError, match=r'non-finite .* step 3: .*G_GAN.*step 2\) is intact'):
-    trainer.train_and_evaluate(tiny_config(tiny_dataset), str(tmp_path))
+    trainer.train_and_evaluate(tiny_train_config(tiny_dataset), str(tmp_path))
   assert checkpointing.Checkpointer(str(tmp_path), read_only=True).all_steps() == [2]
 
 
 def test_rerun_resumes_from_the_latest_checkpoint(trained, tiny_dataset, tmp_path):
   workdir = str(tmp_path / 'resumed')
   shutil.copytree(trained[0], workdir)
-  summary = trainer.train_and_evaluate(tiny_config(tiny_dataset, num_train_steps=6), workdir)
+  summary = trainer.train_and_evaluate(tiny_train_config(tiny_dataset, num_train_steps=6), workdir)
   assert summary['resumed_from'] == 4 and summary['step'] == 6
 
 

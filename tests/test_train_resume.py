@@ -11,8 +11,11 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import tiny
-from pix2pitch_jax import checkpointing, records, sharding, trainer
+from pix2pitch_jax.runtime import checkpointing
+from pix2pitch_jax.data import records
+from pix2pitch_jax.runtime import sharding
+from pix2pitch_jax.training import trainer
+from conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -41,7 +44,7 @@ def _wait_for(predicate, proc, timeout=180.0):
 
 
 def _config(data_dir, overrides):
-  config = tiny.get_config()
+  config = tiny_config()
   config.data_dir = data_dir
   for k, v in overrides.items():
     config[k] = v

@@ -26,7 +26,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import nnx
 
-from pix2pitch_jax import records
+from pix2pitch_jax.data import records
 
 INFO_FILE = 'classifier.json'
 PARAMS_DIR = 'params'

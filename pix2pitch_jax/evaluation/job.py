@@ -34,7 +34,12 @@ import jax
 import numpy as np
 from absl import logging
 
-from pix2pitch_jax import audio, era_classifier, generation, metrics, records, transcription
+from pix2pitch_jax.audio import spectrogram
+from pix2pitch_jax.evaluation import era_classifier
+from pix2pitch_jax.generation import job as generation_job
+from pix2pitch_jax.evaluation import metrics
+from pix2pitch_jax.data import records
+from pix2pitch_jax.audio import transcription
 
 SYSTEMS = ('model', 'retrieval', 'era_mean')
 IMAGE_METRICS = ('l1_db', 'l2_db2', 'spectral_convergence', 'log_spectral_distance_db',
@@ -157,11 +162,11 @@ class Rendered:
   embeddings: np.ndarray
 
 
-def render(mels: np.ndarray, params: audio.MelParams,
+def render(mels: np.ndarray, params: spectrogram.MelParams,
            classifier: era_classifier.TrainedEraClassifier, *, n_iter: int, seed: int,
            batch_size: int, mesh) -> Rendered:
   """Griffin-Lim audio, predicted eras and classifier embeddings of a set of mels."""
-  clips = generation.mels_to_audio(mels, params, n_iter=n_iter, seed=seed, batch_size=batch_size,
+  clips = generation_job.mels_to_audio(mels, params, n_iter=n_iter, seed=seed, batch_size=batch_size,
                                    mesh=mesh)
   return Rendered(mels, clips, classifier.predict(mels), classifier.embed(mels))
 
@@ -171,28 +176,28 @@ def _mean(values: np.ndarray) -> float:
   return float(np.mean(values)) if values.size else float('nan')
 
 
-def per_example_metrics(reference: EvalSet, system: Rendered, params: audio.MelParams, *,
+def per_example_metrics(reference: EvalSet, system: Rendered, params: spectrogram.MelParams, *,
                         batch_size: int, mesh) -> dict[str, np.ndarray]:
   """Spectrogram metrics vs the reference and Griffin-Lim consistency, one value per example."""
-  return generation.map_in_batches(
+  return generation_job.map_in_batches(
       functools.partial(_spectrogram_metrics, params=params),
       {'reference': reference.mels, 'generated': system.mels, 'clips': system.clips},
       batch_size, mesh)
 
 
 @functools.partial(jax.jit, static_argnames='params')
-def _spectrogram_metrics(reference, generated, clips, params: audio.MelParams):
+def _spectrogram_metrics(reference, generated, clips, params: spectrogram.MelParams):
   return {**metrics.mel_image_metrics(reference, generated, params),
           'griffin_lim_consistency': _consistency(generated, clips, params)}
 
 
 @functools.partial(jax.jit, static_argnames='params')
-def _consistency(images, clips, params: audio.MelParams):
+def _consistency(images, clips, params: spectrogram.MelParams):
   return metrics.griffin_lim_consistency(images, clips, params)
 
 
 def note_metrics(notes_json: Sequence[str], mels: np.ndarray,
-                 params: audio.MelParams) -> dict[str, np.ndarray] | None:
+                 params: spectrogram.MelParams) -> dict[str, np.ndarray] | None:
   """Onset / onset+pitch F1 per example with a note list; None when the split has none."""
   rows = [i for i, text in enumerate(notes_json) if text]
   if not rows:
@@ -203,7 +208,7 @@ def note_metrics(notes_json: Sequence[str], mels: np.ndarray,
   return {k: np.asarray([s[k] for s in scores]) for k in NOTE_METRICS} | {'rows': np.asarray(rows)}
 
 
-def score_system(reference: EvalSet, real: Rendered, system: Rendered, params: audio.MelParams,
+def score_system(reference: EvalSet, real: Rendered, system: Rendered, params: spectrogram.MelParams,
                  era_names: Sequence[str], *, batch_size: int, mesh) -> dict[str, Any]:
   """All metrics of one system, overall and per era."""
   per_example = per_example_metrics(reference, system, params, batch_size=batch_size, mesh=mesh)
@@ -246,10 +251,10 @@ def _nanmean(values: Sequence[float]) -> float:
   return float(np.mean(values)) if values else float('nan')
 
 
-def score_real(reference: EvalSet, real: Rendered, params: audio.MelParams,
+def score_real(reference: EvalSet, real: Rendered, params: spectrogram.MelParams,
                era_names: Sequence[str], *, batch_size: int, mesh) -> dict[str, Any]:
   """Ceilings and floors: the classifier, transcription and consistency on the real mels."""
-  consistency = generation.map_in_batches(functools.partial(_consistency, params=params),
+  consistency = generation_job.map_in_batches(functools.partial(_consistency, params=params),
                                           {'images': real.mels, 'clips': real.clips},
                                           batch_size, mesh)
   correct = real.predicted_eras == reference.eras
@@ -283,7 +288,8 @@ def evaluate(workdir: str | os.PathLike, checkpoint: str | int = 'latest', split
 
   Returns {'metrics': the JSON's content, 'metrics_json': path, 'report_md': path, 'step': int}.
   """
-  from pix2pitch_jax import inference, sharding
+  from pix2pitch_jax import inference
+  from pix2pitch_jax.runtime import sharding
   workdir = pathlib.Path(workdir)
   generator = inference.load_generator(str(workdir), checkpoint)
   data_dir = generator.config.data_dir
@@ -295,7 +301,7 @@ def evaluate(workdir: str | os.PathLike, checkpoint: str | int = 'latest', split
   mesh = sharding.make_mesh()
   summary = summarize_training_split(data_dir, len(era_names))
   mels = {
-      'model': generation.generate_mels(generator, reference.paintings, reference.eras,
+      'model': generation_job.generate_mels(generator, reference.paintings, reference.eras,
                                         batch_size),
       'retrieval': retrieval_mels(summary, reference.paintings),
       'era_mean': era_mean_mels(summary, reference.eras),

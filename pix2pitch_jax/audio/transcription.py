@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from pix2pitch_jax import audio
+from pix2pitch_jax.audio import spectrogram
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +84,10 @@ def hz_to_midi(hz: Any) -> np.ndarray:
   return 69.0 + 12.0 * np.log2(np.asarray(hz, np.float64) / 440.0)
 
 
-def transcribe_mel_image(image: Any, params: audio.MelParams,
+def transcribe_mel_image(image: Any, params: spectrogram.MelParams,
                          config: TranscriptionConfig = TranscriptionConfig()) -> Notes:
   """Notes of one mel image (n_mels, n_frames) in [-1, 1] (the method in the module docstring)."""
-  db = np.asarray(audio.image_to_db(np.asarray(image, np.float32), params), np.float64)
+  db = np.asarray(spectrogram.image_to_db(np.asarray(image, np.float32), params), np.float64)
   candidates = _onset_candidates(db, params, config)
   candidates = _merge_duplicates(candidates, config)
   if config.harmonic_sieve:
@@ -100,13 +100,13 @@ def transcribe_mel_image(image: Any, params: audio.MelParams,
                np.asarray([c['peak_db'] for c in candidates]))
 
 
-def _band_centres_mel(params: audio.MelParams) -> np.ndarray:
+def _band_centres_mel(params: spectrogram.MelParams) -> np.ndarray:
   import librosa
   return librosa.mel_frequencies(params.n_mels + 2, fmin=params.fmin, fmax=params.fmax_hz,
                                  htk=False)[1:-1]
 
 
-def _onset_candidates(db: np.ndarray, params: audio.MelParams,
+def _onset_candidates(db: np.ndarray, params: spectrogram.MelParams,
                       config: TranscriptionConfig) -> list[dict[str, float]]:
   import librosa
   n_mels, n_frames = db.shape

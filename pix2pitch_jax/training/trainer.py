@@ -30,8 +30,12 @@ import optax
 from absl import logging
 from flax import nnx
 
-from pix2pitch_jax import checkpointing, input_pipeline, models, records, sharding
-from pix2pitch_jax.configs import default_config
+from pix2pitch_jax.runtime import checkpointing
+from pix2pitch_jax.data import input_pipeline
+from pix2pitch_jax.models import pix2pix
+from pix2pitch_jax.data import records
+from pix2pitch_jax.runtime import sharding
+from pix2pitch_jax.core import configs
 
 GAN_MODES = ('vanilla', 'lsgan')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
@@ -47,19 +51,9 @@ INIT_PRNG = 'rbg'
 
 # ----------------------------------------------------------------------------- configuration
 
-def _unknown_keys(config, reference, prefix='') -> list[str]:
-  unknown = []
-  for key, value in config.items():
-    if key not in reference:
-      unknown.append(prefix + key)
-    elif isinstance(value, ml_collections.ConfigDict):
-      unknown += _unknown_keys(value, reference[key], f'{prefix}{key}.')
-  return unknown
-
-
 def _require(ok: bool, message: str) -> None:
   if not ok:
-    raise ValueError(f'Bad config: {message}')
+    raise configs.ConfigError(f'Bad config: {message}')
 
 
 def mesh_size(config) -> int:
@@ -79,8 +73,7 @@ def mesh_size(config) -> int:
 
 def validate_config(config: ml_collections.ConfigDict) -> records.DatasetMeta:
   """All config checks in one place, before anything compiles; returns the dataset's meta."""
-  unknown = _unknown_keys(config, default_config())
-  _require(not unknown, f'unknown field(s) {unknown}')
+  configs.check_known_keys(config)
   c, m, o, i = config, config.model, config.optimizer, config.input
   _require(bool(c.data_dir), 'data_dir is required (--config.data_dir=...)')
   _require(os.path.isdir(c.data_dir), f'data_dir {c.data_dir!r} is not a directory')
@@ -94,14 +87,14 @@ def validate_config(config: ml_collections.ConfigDict) -> records.DatasetMeta:
   _require(c.num_devices <= jax.device_count(),
            f'num_devices={c.num_devices} but only {jax.device_count()} devices exist')
   _require(c.dtype in DTYPES, f'dtype must be one of {sorted(DTYPES)}, got {c.dtype!r}')
-  _require(m.norm in models.NORMS, f'model.norm must be one of {models.NORMS}, got {m.norm!r}')
+  _require(m.norm in pix2pix.NORMS, f'model.norm must be one of {pix2pix.NORMS}, got {m.norm!r}')
   _require(m.gan_mode in GAN_MODES, f'model.gan_mode must be one of {GAN_MODES}, got '
            f'{m.gan_mode!r}')
-  _require(m.conv_impl in models.CONV_IMPLS, f'model.conv_impl must be one of '
-           f'{models.CONV_IMPLS}, got {m.conv_impl!r}')
+  _require(m.conv_impl in pix2pix.CONV_IMPLS, f'model.conv_impl must be one of '
+           f'{pix2pix.CONV_IMPLS}, got {m.conv_impl!r}')
   _require(m.ngf >= 1 and m.ndf >= 1 and m.n_layers_D >= 1,
            'model.ngf, model.ndf and model.n_layers_D must be >= 1')
-  _require(models.min_patchgan_size(m.n_layers_D) <= c.image_size,
+  _require(pix2pix.min_patchgan_size(m.n_layers_D) <= c.image_size,
            f'model.n_layers_D={m.n_layers_D} is too deep for image_size={c.image_size}')
   _require(m.lambda_L1 >= 0, f'model.lambda_L1 must be >= 0, got {m.lambda_L1}')
   _require(o.lr > 0 and 0 <= o.b1 < 1 and 0 <= o.b2 < 1, 'optimizer: need lr > 0, 0 <= b1, b2 < 1')
@@ -146,9 +139,9 @@ def lr_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
 def _build_modules(config, meta: records.DatasetMeta, key: jax.Array):
   g_key, d_key = jax.random.split(key)
   dtype = DTYPES[config.dtype]
-  generator = models.make_generator(config.model, config.image_size, len(meta.era_names), dtype,
+  generator = pix2pix.make_generator(config.model, config.image_size, len(meta.era_names), dtype,
                                     nnx.Rngs(params=g_key))
-  discriminator = models.make_discriminator(config.model, dtype, nnx.Rngs(params=d_key))
+  discriminator = pix2pix.make_discriminator(config.model, dtype, nnx.Rngs(params=d_key))
   return generator, discriminator
 
 
@@ -271,7 +264,7 @@ def train_step(nets: Networks, model_config, state: State,
 def eval_step(nets: Networks, state: State, batch: dict[str, jax.Array]):
   """Deterministic G (running BN stats, no dropout): per-batch L1 sum, count and outputs."""
   g = state['generator']
-  generator = models.eval_view(nnx.merge(nets.generator, g['params'], g['batch_stats'], copy=True))
+  generator = pix2pix.eval_view(nnx.merge(nets.generator, g['params'], g['batch_stats'], copy=True))
   fake = generator(batch['painting'], batch['era'])
   l1 = jnp.abs(fake - batch['mel']).mean(axis=(1, 2, 3))
   return {'l1_sum': (l1 * batch['mask']).sum(), 'count': batch['mask'].sum()}, fake

@@ -27,7 +27,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from pix2pitch_jax import audio
+from pix2pitch_jax.audio import spectrogram
 
 DATASET_NAME = 'pix2pitch'
 FILE_FORMAT = 'array_record'
@@ -59,7 +59,7 @@ def make_features(image_size: int, era_names: Sequence[str]):
 class DatasetMeta:
   """What a dataset directory says about itself beyond TFDS' own metadata."""
 
-  mel_params: audio.MelParams
+  mel_params: spectrogram.MelParams
   era_names: tuple[str, ...]
   source: str = ''  # e.g. 'demo:synesthesia', 'wikiart+maestro'
   extra: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -75,7 +75,7 @@ class DatasetMeta:
   @classmethod
   def from_json(cls, text: str) -> 'DatasetMeta':
     d = json.loads(text)
-    return cls(mel_params=audio.MelParams.from_dict(d['mel_params']),
+    return cls(mel_params=spectrogram.MelParams.from_dict(d['mel_params']),
                era_names=tuple(d['era_names']), source=d.get('source', ''),
                extra=d.get('extra', {}))
 

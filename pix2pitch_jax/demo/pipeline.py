@@ -1,6 +1,6 @@
 """The built-in demo, end to end: build a demo corpus, train, evaluate, generate a gallery.
 
-    python -m pix2pitch_jax.demo --demo=synesthesia --workdir=runs/demo
+    pix2pitch-demo --demo=synesthesia --workdir=runs/demo     (or python -m pix2pitch_jax.demo)
 
 Every stage is resumable, so an interrupted demo (Ctrl-C) continues where it stopped when the same
 command runs again: the corpus builder skips finished shards, training resumes from its latest
@@ -25,20 +25,10 @@ import time
 from typing import Any, Callable
 
 import numpy as np
-from absl import app, flags
-
-from pix2pitch_jax import logs
+from pix2pitch_jax.core import configs
+from pix2pitch_jax.demo import config as demo_config
 
 DEMOS = ('synesthesia', 'eras')
-
-_DEMO = flags.DEFINE_enum('demo', 'synesthesia', DEMOS, 'Which built-in demo corpus to use.')
-_WORKDIR = flags.DEFINE_string('workdir', 'runs/demo', 'Where the demo writes everything.')
-_CONFIG = flags.DEFINE_string('config', 'experiments/demo.py',
-                              'Training config file (a get_config() module).')
-_NUM_STEPS = flags.DEFINE_integer('num_train_steps', None,
-                                  'Override the config\'s number of training steps.')
-_GALLERY_SIZE = flags.DEFINE_integer('gallery_size', 24,
-                                     'How many test examples get audio in the gallery.')
 
 
 def _stage(name: str, fn: Callable[[], Any]) -> Any:
@@ -95,24 +85,14 @@ def write_outside_style_images(out_dir: pathlib.Path, seed: int = 0) -> pathlib.
   return out_dir
 
 
-def _load_train_config(config_path: str, data_dir: pathlib.Path, overrides: dict[str, Any]):
-  """The config file's get_config(), pointed at the demo corpus, with dotted-key overrides."""
-  import importlib.util
-  path = pathlib.Path(config_path)
-  if not path.is_file():
-    raise FileNotFoundError(f'config file {config_path} not found')
-  spec = importlib.util.spec_from_file_location('demo_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+def _load_train_config(config_path: str | None, data_dir: pathlib.Path,
+                       overrides: dict[str, Any]):
+  """The config file's get_config() (default: the packaged demo config), pointed at the demo
+  corpus, with dotted-key overrides."""
+  config = (demo_config.get_config() if config_path is None
+            else configs.load_config_file(config_path))
   config.data_dir = str(data_dir)
-  for dotted, value in overrides.items():
-    *parents, leaf = dotted.split('.')
-    node = config
-    for name in parents:
-      node = node[name]
-    node[leaf] = value  # ConfigDict refuses unknown keys and wrong types: errors stay clear
-  return config
+  return configs.apply_overrides(config, overrides)
 
 
 def _finished_evaluation(train_dir: pathlib.Path, step: int) -> dict[str, Any] | None:
@@ -147,19 +127,19 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
   return out
 
 
-def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str = 'experiments/demo.py',
+def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str | None = None,
              config_overrides: dict[str, Any] | None = None,
              build_options: dict[str, Any] | None = None,
              gallery_size: int = 24) -> dict[str, Any]:
   """Builds, trains, evaluates and generates; returns (and writes) the demo summary.
 
   `config_overrides` maps dotted config keys to values (`{'num_train_steps': 100}`) and
-  `build_options` goes to `data_prep.builder.build_demo` (`{'num_paintings': 24}`); tests use
+  `build_options` goes to `data_prep.demos.build_demo` (`{'num_paintings': 24}`); tests use
   both to run the whole pipeline at toy size.
   """
   # JAX is imported only after the corpus is built: data_prep's workers fork cheaply from a
   # process without JAX, and must be spawned (seconds each) from one with it.
-  from data_prep import builder
+  from data_prep import demos
 
   if demo not in DEMOS:
     raise ValueError(f'unknown demo {demo!r}; choose one of {DEMOS}')
@@ -169,9 +149,11 @@ def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str = 'expe
 
   config = _load_train_config(config_path, data_dir, config_overrides or {})
   report = _stage(f'build the {demo!r} demo corpus',
-                  lambda: builder.build_demo(demo, str(data_dir), image_size=config.image_size,
+                  lambda: demos.build_demo(demo, str(data_dir), image_size=config.image_size,
                                              **(build_options or {})))
-  from pix2pitch_jax import evaluation, generation, trainer
+  from pix2pitch_jax.evaluation import job as evaluation_job
+  from pix2pitch_jax.generation import job as generation_job
+  from pix2pitch_jax.training import trainer
   train_summary = _stage('train', lambda: trainer.train_and_evaluate(config, str(train_dir)))
   step = int(train_summary['step'])
   if train_summary.get('preempted'):
@@ -180,15 +162,15 @@ def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str = 'expe
     raise SystemExit(130)  # the shell's code for "stopped by Ctrl-C"
   # Evaluation and galleries of the final checkpoint are kept across re-runs of the demo.
   eval_result = _finished_evaluation(train_dir, step) or _stage(
-      'evaluate on the test split', lambda: evaluation.evaluate(str(train_dir), split='test'))
+      'evaluate on the test split', lambda: evaluation_job.evaluate(str(train_dir), split='test'))
   test_dir, outside_dir = workdir / 'gallery' / 'test', workdir / 'gallery' / 'outside'
   test_gallery = _finished_gallery(test_dir, step) or _stage(
-      'generate the test-split gallery', lambda: generation.generate(
+      'generate the test-split gallery', lambda: generation_job.generate(
           str(train_dir), str(test_dir), split='test', max_examples=gallery_size))
   outside = write_outside_style_images(workdir / 'outside_images')
   outside_gallery = _finished_gallery(outside_dir, step) or _stage(
       'generate music for images outside the training style',
-      lambda: generation.generate(str(train_dir), str(outside_dir), images_dir=str(outside)))
+      lambda: generation_job.generate(str(train_dir), str(outside_dir), images_dir=str(outside)))
   summary = {
       'demo': demo,
       'workdir': str(workdir.resolve()),
@@ -223,15 +205,3 @@ def _print_summary(summary: dict[str, Any]) -> None:
       lines.append(f'  {group:<14} : {shown}')
   print('\n'.join(lines), flush=True)
 
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  logs.quiet_library_logs()
-  overrides = {} if _NUM_STEPS.value is None else {'num_train_steps': _NUM_STEPS.value}
-  run_demo(_DEMO.value, _WORKDIR.value, config_path=_CONFIG.value, config_overrides=overrides,
-           gallery_size=_GALLERY_SIZE.value)
-
-
-if __name__ == '__main__':
-  app.run(main)

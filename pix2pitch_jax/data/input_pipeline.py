@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from pix2pitch_jax import records
+from pix2pitch_jax.data import records
 
 LOAD_SCALE = 286 / 256  # pix2pix --load_size 286 for --crop_size 256
 TRAIN_KEYS = ('painting', 'mel', 'era')

@@ -11,7 +11,10 @@ import os
 
 from absl import logging as absl_logging
 
-_OWN_CODE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The project's two packages, wherever they are installed (a checkout or site-packages).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_OWN_CODE = (_PACKAGE_DIR + os.sep,
+             os.path.join(os.path.dirname(_PACKAGE_DIR), 'data_prep') + os.sep)
 
 
 class _OwnInfoOnly(logging.Filter):
@@ -20,8 +23,7 @@ class _OwnInfoOnly(logging.Filter):
   def filter(self, record: logging.LogRecord) -> bool:
     if record.levelno >= logging.WARNING:
       return True
-    path = os.path.abspath(record.pathname)
-    return path.startswith(_OWN_CODE) and 'site-packages' not in path
+    return os.path.abspath(record.pathname).startswith(_OWN_CODE)
 
 
 def quiet_library_logs() -> None:

@@ -3,7 +3,7 @@
 Conventions. Spectrogram metrics take batches with the two spectrogram axes last,
 (..., n_mels, n_frames), and return one value per example (shape `...`), so they run jitted and
 sharded over the batch axis; reduce with a mean afterwards. `reference` comes first, as in
-`metric(reference, generated)`. dB mels have the lowest band first (`audio.image_to_db`); images
+`metric(reference, generated)`. dB mels have the lowest band first (`spectrogram.image_to_db`); images
 are the normalised mel images in [-1, 1]. Set-level statistics (Fréchet distance, diversity,
 audio descriptors) run on the host in numpy/scipy/librosa.
 
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from pix2pitch_jax import audio
+from pix2pitch_jax.audio import inverse, spectrogram
 
 _SPECTROGRAM_AXES = (-2, -1)
 
@@ -114,15 +114,15 @@ def ssim(reference_image: Any, generated_image: Any, data_range: float = 2.0, wi
 
 
 def mel_image_metrics(reference_images: Any, generated_images: Any,
-                      params: audio.MelParams) -> dict[str, jax.Array]:
+                      params: spectrogram.MelParams) -> dict[str, jax.Array]:
   """All per-example spectrogram metrics of generated vs reference mel images in [-1, 1].
 
   dB metrics use the images mapped back to dB; spectral convergence uses the mel amplitude
   10^(dB / 20); SSIM and PSNR use the images themselves. Jit it with the batch sharded and every
   value stays sharded per example.
   """
-  ref_db = audio.image_to_db(jnp.asarray(reference_images, jnp.float32), params)
-  gen_db = audio.image_to_db(jnp.asarray(generated_images, jnp.float32), params)
+  ref_db = spectrogram.image_to_db(jnp.asarray(reference_images, jnp.float32), params)
+  gen_db = spectrogram.image_to_db(jnp.asarray(generated_images, jnp.float32), params)
   return {
       'l1_db': mel_l1(ref_db, gen_db),
       'l2_db2': mel_l2(ref_db, gen_db),
@@ -135,13 +135,13 @@ def mel_image_metrics(reference_images: Any, generated_images: Any,
   }
 
 
-def griffin_lim_consistency(images: Any, audio_clips: Any, params: audio.MelParams) -> jax.Array:
+def griffin_lim_consistency(images: Any, audio_clips: Any, params: spectrogram.MelParams) -> jax.Array:
   """How far a mel image is from one that real audio could have: the spectral convergence between
   the image's mel amplitude and the mel amplitude of its own Griffin-Lim reconstruction
   `audio_clips` (B, samples). 0 for a consistent spectrogram; generated mels that no signal could
   produce score higher."""
-  target_db = audio.image_to_db(jnp.asarray(images, jnp.float32), params)
-  rebuilt_power = audio.power_mel(jnp.asarray(audio_clips, jnp.float32), params)
+  target_db = spectrogram.image_to_db(jnp.asarray(images, jnp.float32), params)
+  rebuilt_power = inverse.power_mel(jnp.asarray(audio_clips, jnp.float32), params)
   rebuilt_db = 10.0 * jnp.log10(jnp.maximum(rebuilt_power, params.amin) / params.ref_power)
   # Clip to the image's own [min_db, max_db] range so the silence floor does not count as error.
   rebuilt_db = jnp.clip(rebuilt_db, params.min_db, params.max_db)

@@ -30,7 +30,8 @@ import jax
 import numpy as np
 from absl import logging
 
-from pix2pitch_jax import audio, gallery
+from pix2pitch_jax.audio import inverse, spectrogram
+from pix2pitch_jax.generation import gallery
 
 DEFAULT_BATCH_SIZE = 8
 
@@ -54,7 +55,7 @@ def map_in_batches(fn: Callable[..., Any], arrays: dict[str, np.ndarray], batch_
   `fn` may return an array or a pytree of arrays; the result is the same structure of numpy
   arrays concatenated over all rows.
   """
-  from pix2pitch_jax import sharding
+  from pix2pitch_jax.runtime import sharding
   n = len(next(iter(arrays.values())))
   if not n:
     raise ValueError('map_in_batches needs at least one row')
@@ -95,7 +96,7 @@ def generate_mels(generator: Any, paintings: np.ndarray, eras: np.ndarray | None
                         arrays, batch_size, progress='generate mels').astype(np.float32)
 
 
-def mels_to_audio(mels: np.ndarray, params: audio.MelParams, *, n_iter: int = 64, seed: int = 0,
+def mels_to_audio(mels: np.ndarray, params: spectrogram.MelParams, *, n_iter: int = 64, seed: int = 0,
                   batch_size: int = DEFAULT_BATCH_SIZE, mesh: jax.sharding.Mesh | None = None,
                   ) -> np.ndarray:
   """Mel images (N, S, S) -> audio (N, clip_samples); clip i's initial phase from fold_in(seed, i).
@@ -104,7 +105,7 @@ def mels_to_audio(mels: np.ndarray, params: audio.MelParams, *, n_iter: int = 64
   """
   def to_audio(mels, index):
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(index)
-    return audio.mel_image_to_audio(mels, params, n_iter=n_iter, key=keys)
+    return inverse.mel_image_to_audio(mels, params, n_iter=n_iter, key=keys)
 
   arrays = {'mels': np.asarray(mels, np.float32), 'index': np.arange(len(mels), dtype=np.int32)}
   return map_in_batches(to_audio, arrays, batch_size, mesh, progress='Griffin-Lim')
@@ -144,7 +145,7 @@ def read_image_folder(images_dir: str | os.PathLike, image_size: int,
 
   Returns the inputs and the skipped files with the reason; a bad file never stops the run.
   """
-  from pix2pitch_jax import images
+  from pix2pitch_jax.data import images
   root = pathlib.Path(images_dir)
   if not root.is_dir():
     raise FileNotFoundError(f'--images={images_dir} is not a directory')
@@ -168,7 +169,7 @@ def read_image_folder(images_dir: str | os.PathLike, image_size: int,
 def read_split(data_dir: str | os.PathLike, split: str,
                max_examples: int | None = None) -> list[GenerationInput]:
   """The examples of a dataset split, with their era labels and reference mels."""
-  from pix2pitch_jax import records
+  from pix2pitch_jax.data import records
   source = records.open_split(data_dir, split)
   n = len(source) if max_examples is None else min(len(source), max_examples)
   inputs, taken = [], set()
@@ -184,16 +185,6 @@ def read_split(data_dir: str | os.PathLike, split: str,
 # ------------------------------------------------------------------------------------------------
 # The job.
 # ------------------------------------------------------------------------------------------------
-
-
-def parse_checkpoint(value: str | int) -> str | int:
-  """A --checkpoint flag value: 'latest' or a step number."""
-  if value == 'latest' or isinstance(value, int):
-    return value
-  try:
-    return int(value)
-  except ValueError:
-    raise ValueError(f"checkpoint must be 'latest' or a step number, got {value!r}") from None
 
 
 def write_wav(path: str | os.PathLike, clip: np.ndarray, sample_rate: int) -> None:
@@ -220,7 +211,7 @@ def _conditioning_eras(inputs: Sequence[GenerationInput], era: str | None,
 
 def _predicted_eras(workdir: pathlib.Path, mels: np.ndarray) -> list[str] | None:
   """Era names the cached era classifier hears in the mels; None when there is no classifier."""
-  from pix2pitch_jax import era_classifier
+  from pix2pitch_jax.evaluation import era_classifier
   try:
     classifier = era_classifier.load_era_classifier(workdir / 'era_classifier')
   except FileNotFoundError:
@@ -242,7 +233,8 @@ def generate(workdir: str | os.PathLike, out_dir: str | os.PathLike, *,
 
   Returns {'index_html', 'manifest', 'out_dir', 'step', 'count', 'skipped': [(path, reason)]}.
   """
-  from pix2pitch_jax import inference, sharding
+  from pix2pitch_jax import inference
+  from pix2pitch_jax.runtime import sharding
   if (images_dir is None) == (split is None):
     raise ValueError('give exactly one of images_dir= and split=')
   workdir, out_dir = pathlib.Path(workdir), pathlib.Path(out_dir)
@@ -293,7 +285,7 @@ def generate(workdir: str | os.PathLike, out_dir: str | os.PathLike, *,
 
 
 def _write_outputs(out_dir: pathlib.Path, x: GenerationInput, mel: np.ndarray, clip: np.ndarray,
-                   reference_clip: np.ndarray | None, params: audio.MelParams,
+                   reference_clip: np.ndarray | None, params: spectrogram.MelParams,
                    era_names: Sequence[str], predicted_era: str | None) -> gallery.GalleryEntry:
   from PIL import Image
   files = {'painting': f'{x.stem}_painting.png', 'spectrogram': f'{x.stem}_mel.png',

@@ -1,0 +1,61 @@
+"""The one absl runner behind every command-line tool (`pix2pitch-*` and `python -m ...`).
+
+    def main() -> None: ...              # reads its flags, calls a library function
+    def run() -> None: cli.run(main)     # the console-script entry point
+
+`run` gives every tool the same behaviour: extra positional arguments are a usage error, the
+libraries' INFO chatter is filtered out of the console (logs.py), and the errors a user can fix
+(a bad config key or value, a missing file, a bad input) end the program with one line,
+`error: ...`, and exit status 1 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from absl import app
+
+from pix2pitch_jax.core import configs, logs
+
+
+class UserInputError(ValueError):
+  """Something the user asked for cannot be done as asked; the message says what to change."""
+
+
+# What ends a tool with one line: problems in what the user gave, not bugs in the program.
+USER_ERRORS = (configs.ConfigError, UserInputError, FileNotFoundError, NotADirectoryError)
+
+
+def run(main: Callable[[], object], *, user_errors: tuple[type[BaseException], ...] = ()) -> None:
+  """absl `app.run` around `main()` with the shared set-up; `user_errors` adds to USER_ERRORS."""
+
+  def wrapped(argv: list[str]) -> None:
+    if len(argv) > 1:
+      raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+    logs.quiet_library_logs()
+    try:
+      main()
+    except USER_ERRORS + user_errors as e:
+      sys.exit(f'error: {e}')
+
+  try:
+    app.run(wrapped)
+  except SystemExit as e:
+    # absl exits 1 after printing the help it was asked for; asking is not a failure.
+    if e.code == 1 and set(sys.argv[1:]) & _HELP_FLAGS:
+      sys.exit(0)
+    raise
+
+
+_HELP_FLAGS = {'--help', '-h', '-?', '--helpshort', '--helpfull', '--helpxml'}
+
+
+def parse_checkpoint(value: str | int) -> str | int:
+  """A --checkpoint flag value: 'latest' or a step number."""
+  if value == 'latest' or isinstance(value, int):
+    return value
+  try:
+    return int(value)
+  except ValueError:
+    raise UserInputError(f"--checkpoint must be 'latest' or a step number, got {value!r}") from None

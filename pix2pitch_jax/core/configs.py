@@ -1,0 +1,126 @@
+"""The training config's fields and defaults: plain ml_collections, importable without JAX.
+
+Every file in experiments/ starts from `default_config()` and changes what it needs; keys that are
+not here are rejected with one line (`check_known_keys`). Keeping this module free of JAX lets
+configs load quickly and lets the demo build its corpus before JAX is imported.
+"""
+
+import difflib
+import importlib.util
+import os
+import pathlib
+from typing import Any, Iterable, Mapping
+
+import ml_collections
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every field the trainer reads, with pix2pix's defaults. experiments/*.py start from this."""
+  c = ml_collections.ConfigDict()
+  c.data_dir = ''              # dataset built by data_prep (records format); required
+  c.image_size = 256           # must equal the dataset's mel image size
+  c.batch_size = 1             # global, over all devices and hosts
+  c.num_train_steps = 100_000
+  c.checkpoint_every_steps = 1000
+  c.keep_checkpoints = 3
+  c.seed = 0
+  c.log_every_steps = 100
+  c.eval_every_steps = 5000    # validation L1 + TensorBoard images; 0: only at the end
+  c.eval_max_examples = 0      # 0: the whole validation split
+  c.num_images = 4             # examples shown in TensorBoard at each evaluation
+  c.num_devices = 0            # 0: all devices (one process: the most that divide batch_size)
+  c.dtype = 'float32'          # compute dtype: float32 | bfloat16 (params stay float32)
+  c.fsdp = False               # shard params + optimizer state over 'data' (else replicate)
+
+  c.model = ml_collections.ConfigDict()
+  c.model.ngf = 64
+  c.model.ndf = 64
+  c.model.n_layers_D = 3
+  c.model.norm = 'batch'       # batch (global-batch synchronised) | instance | none
+  c.model.gan_mode = 'vanilla'  # vanilla (BCE on logits) | lsgan
+  c.model.lambda_L1 = 100.0
+  c.model.use_dropout = True
+  c.model.era_conditioning = False
+  c.model.conv_impl = 'gemm'  # see models.py: gemm | phases | depth_to_space | native
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.lr = 2e-4
+  c.optimizer.b1 = 0.5
+  c.optimizer.b2 = 0.999
+  # pix2pix's n_epochs / n_epochs_decay in steps: constant lr until here, then linear to 0 at
+  # num_train_steps. Follows num_train_steps (half of it) unless set.
+  c.optimizer.decay_start_step = c.get_ref('num_train_steps') // 2
+
+  c.input = ml_collections.ConfigDict()
+  c.input.jitter = True        # resize to 286/256*S and random-crop S (painting and mel)
+  c.input.flip = True          # random left-right flip of the painting only
+  c.input.workers = 0          # grain worker processes (0: decode in the main process)
+  c.input.shuffle_buffer = 0   # 0: exact global shuffle; N: index shuffle within windows of N
+  return c
+
+
+class ConfigError(ValueError):
+  """A config that cannot run; the message is one line that says what is wrong."""
+
+
+def load_config_file(path: str | os.PathLike) -> ml_collections.ConfigDict:
+  """`get_config()` of a Python config file, by path, from any working directory.
+
+  Config files load their bases by path too (`load_config_file(sibling('base.py', __file__))`),
+  so `experiments/` needs to be neither a package nor on sys.path.
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise ConfigError(f'config file {str(path)!r} not found')
+  spec = importlib.util.spec_from_file_location(f'_pix2pitch_config_{path.stem}', path)
+  assert spec is not None and spec.loader is not None
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, 'get_config'):
+    raise ConfigError(f'config file {str(path)!r} defines no get_config()')
+  return module.get_config()
+
+
+def sibling(name: str, file: str) -> pathlib.Path:
+  """The config file `name` next to `file` (a config file's `__file__`)."""
+  return pathlib.Path(file).resolve().with_name(name)
+
+
+def flatten(config: ml_collections.ConfigDict, prefix: str = '') -> dict[str, Any]:
+  """{'model.lambda_L1': 100.0, ...}: every leaf under its dotted key."""
+  out: dict[str, Any] = {}
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      out.update(flatten(value, f'{prefix}{key}.'))
+    else:
+      out[prefix + key] = value
+  return out
+
+
+def unknown_key_message(key: str, known: Iterable[str]) -> str:
+  """'Bad config: unknown key model.lambda_l1 (did you mean model.lambda_L1?)'."""
+  known = list(known)
+  lowered = {k.lower(): k for k in known}
+  close = ([lowered[key.lower()]] if key.lower() in lowered
+           else difflib.get_close_matches(key, known, n=1, cutoff=0.75))
+  hint = f' (did you mean {close[0]}?)' if close else ''
+  return f'Bad config: unknown key {key}{hint}'
+
+
+def check_known_keys(config: ml_collections.ConfigDict) -> None:
+  """ConfigError naming the first key that `default_config()` does not have."""
+  known = flatten(default_config())
+  for key in flatten(config):
+    if key not in known:
+      raise ConfigError(unknown_key_message(key, known))
+
+
+def apply_overrides(config: ml_collections.ConfigDict,
+                    overrides: Mapping[str, Any]) -> ml_collections.ConfigDict:
+  """Set dotted keys (`{'model.lambda_L1': 50}`) in place; unknown keys get a ConfigError."""
+  known = flatten(config)
+  for key in overrides:
+    if key not in known:
+      raise ConfigError(unknown_key_message(key, known))
+  config.update_from_flattened_dict(dict(overrides))
+  return config
