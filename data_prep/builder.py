@@ -205,8 +205,9 @@ def build_paired(sources: SourceSet, out_dir, opts: BuildOptions, era_set: Seque
                 clips_skipped_silent=sum(p.probe.silent_clips for p in probes.values()))
   extra = dict(unmapped={'paintings': unmapped_p, 'recordings': unmapped_r},
                outside_era_set={'paintings': outside_p, 'recordings': outside_r}, inputs=inputs)
-  return write_dataset(workspace, examples, opts, tuple(era_set), sources.name, sources.formats,
-                       fingerprint, skipped, extra, n_workers, start)
+  return write_dataset(workspace, examples, opts, era_names=tuple(era_set), source=sources.name,
+                       formats=sources.formats, fingerprint=fingerprint, skipped=skipped,
+                       extra=extra, n_workers=n_workers, start=start)
 
 
 def _probe(kept_recordings, sources: SourceSet, opts: BuildOptions, workspace: 'Workspace',
@@ -237,7 +238,7 @@ def _probe(kept_recordings, sources: SourceSet, opts: BuildOptions, workspace: '
 
 
 def write_dataset(workspace: 'Workspace', examples: Mapping[str, Sequence[pairing.Example]],
-                  opts: BuildOptions, era_names: tuple[str, ...], source: str,
+                  opts: BuildOptions, *, era_names: tuple[str, ...], source: str,
                   formats: Mapping[str, str], fingerprint: str, skipped: list[dict],
                   extra: Mapping[str, Any], n_workers: int, start: float) -> dict:
   """Write the planned shards that are missing, then metadata and the report."""

@@ -219,6 +219,7 @@ def build(out_dir, opts, num_paintings: int | None) -> dict:
     examples[split_of[pid]].append(pairing.Example(pid, score, pid, score, 0.0, score.family))
   inputs = dict(paintings_generated=n, rule_version=RULE_VERSION)
   return builder.write_dataset(
-      workspace, examples, opts, ERA_NAMES, 'demo:synesthesia',
-      {'paintings': 'procedural strokes', 'music': 'synthesised from the painting'}, fingerprint,
-      [], dict(inputs=inputs), workers.resolve_workers(opts.workers), start)
+      workspace, examples, opts, era_names=ERA_NAMES, source='demo:synesthesia',
+      formats={'paintings': 'procedural strokes', 'music': 'synthesised from the painting'},
+      fingerprint=fingerprint, skipped=[], extra=dict(inputs=inputs),
+      n_workers=workers.resolve_workers(opts.workers), start=start)

@@ -1,11 +1,15 @@
-"""Load a trained generator from a workdir and turn paintings into mel images.
+"""Trained models, restored from a workdir and applied in batches: what evaluation and generation
+share.
 
     gen = inference.load_generator('runs/demo')            # newest checkpoint
     mels = gen.generate(paintings_uint8, eras)              # (B, S, S) float32 in [-1, 1]
+    clips = inference.mels_to_audio(mels, gen.meta.mel_params, n_iter=64, seed=0, mesh=gen.mesh)
 
-Only the generator item (parameters + BatchNorm running statistics) is read from the checkpoint.
-Generation is deterministic: running BN averages, dropout off (pix2pix's `--eval` mode). Batches
-are padded to a multiple of the device count and sharded over all devices.
+Only the generator item of a checkpoint (parameters + BatchNorm running statistics) is read, and
+only the generator is built: no discriminator, no optimizer state, nothing of the training loop.
+Generation is deterministic: running BN averages, dropout off (pix2pix's `--eval` mode). Inputs
+go through fixed-size batches sharded over all local devices (`sharding.map_in_batches`), so a
+set of any size compiles once and is padded once.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -21,28 +25,34 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from pix2pitch_jax.runtime import checkpointing
-from pix2pitch_jax.models import pix2pix
+from pix2pitch_jax.audio import inverse, spectrogram
+from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.data import records
-from pix2pitch_jax.runtime import sharding
-from pix2pitch_jax.training import trainer
+from pix2pitch_jax.models import era_classifier as era_model
+from pix2pitch_jax.models import pix2pix
+from pix2pitch_jax.runtime import checkpointing, sharding
+
+DEFAULT_BATCH_SIZE = 8
 
 
 class LoadedGenerator:
-  """A restored generator; `generate` is jitted and sharded over the mesh."""
+  """A restored generator; `generate` runs it jitted, in batches sharded over `mesh`."""
 
-  def __init__(self, config: ml_collections.ConfigDict, step: int, meta: records.DatasetMeta,
-               nets: trainer.Networks, variables, mesh):
-    self.config, self.step, self.meta = config, step, meta
+  def __init__(self, *, config: ml_collections.ConfigDict, step: int,
+               meta: records.DatasetMeta, graphdef: nnx.GraphDef, variables: Any,
+               mesh: jax.sharding.Mesh):
+    self.config, self.step, self.meta, self.mesh = config, step, meta, mesh
     self.image_size = config.image_size
-    self.variables, self._mesh = variables, mesh  # generator params + BN stats, sharded
+    self.variables = variables  # generator params + BN stats, laid out over the mesh
     self._era_conditioned = bool(config.model.era_conditioning)
     data = sharding.data_sharding(mesh)
-    self._apply = jax.jit(functools.partial(_generate, nets.generator),
-                          in_shardings=(jax.tree.map(lambda a: a.sharding, variables), data, data),
+    self._apply = jax.jit(functools.partial(_generate, graphdef),
+                          in_shardings=(jax.tree.map(lambda a: a.sharding, variables), data,
+                                        data),
                           out_shardings=data)
 
-  def generate(self, paintings: np.ndarray, eras: np.ndarray | None = None) -> np.ndarray:
+  def generate(self, paintings: np.ndarray, eras: np.ndarray | None = None, *,
+               batch_size: int = DEFAULT_BATCH_SIZE, progress: str | None = None) -> np.ndarray:
     """uint8 (B,S,S,3) paintings [+ int (B,) eras] -> float32 (B,S,S) mels in [-1, 1]."""
     paintings = np.asarray(paintings)
     s = self.image_size
@@ -60,13 +70,11 @@ class LoadedGenerator:
       raise ValueError(f'eras must have shape ({b},), got {eras.shape}')
     if b == 0:
       return np.zeros((0, s, s), np.float32)
-    pad = -b % self._mesh.size
-    x = np.concatenate([paintings, np.zeros((pad, s, s, 3), np.uint8)])
-    e = np.concatenate([eras, np.zeros((pad,), np.int32)])
-    # Single-process: a device_put; multi-process callers pass identical arrays on every host.
-    data = sharding.data_sharding(self._mesh)
-    out = self._apply(self.variables, jax.device_put(x, data), jax.device_put(e, data))
-    return np.asarray(jax.device_get(out))[:b, :, :, 0]
+    mels = sharding.map_in_batches(
+        lambda paintings, eras: self._apply(self.variables, paintings, eras),
+        {'paintings': paintings, 'eras': eras}, batch_size=batch_size, mesh=self.mesh,
+        progress=progress)
+    return mels[..., 0].astype(np.float32)
 
 
 def _generate(graphdef, variables, paintings_u8, eras):
@@ -78,11 +86,10 @@ def _generate(graphdef, variables, paintings_u8, eras):
 
 def read_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
   """The resolved config a training run wrote to `<workdir>/config.json`."""
-  path = os.path.join(os.fspath(workdir), trainer.CONFIG_FILE)
-  if not os.path.exists(path):
+  path = workdir_lib.Workdir(workdir).config_json
+  if not path.exists():
     raise FileNotFoundError(f'{path} not found: is {workdir} a training workdir?')
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
 def load_generator(workdir: str | os.PathLike, checkpoint: Literal['latest'] | int = 'latest',
@@ -91,16 +98,55 @@ def load_generator(workdir: str | os.PathLike, checkpoint: Literal['latest'] | i
   config = read_config(workdir)
   meta = records.read_meta(config.data_dir)
   mesh = sharding.make_mesh(num_devices)
-  nets = trainer.make_networks(config, meta)
-  target, _ = trainer.abstract_state(config, meta, nets, mesh)
+  graphdef, abstract = pix2pix.abstract_generator(config, len(meta.era_names))
+  # Laid out as in training: replicated, or FSDP-sharded when the run needed that for memory.
+  shardings = sharding.state_shardings(abstract, mesh, config.fsdp)
+  target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        abstract, shardings)
   ckpt = checkpointing.Checkpointer(workdir, read_only=True)
   try:
-    if not ckpt.all_steps():
+    steps = ckpt.all_steps()
+    if not steps:
       raise FileNotFoundError(f'no checkpoints in {ckpt.directory}')
     step = None if checkpoint == 'latest' else int(checkpoint)
-    if step is not None and step not in ckpt.all_steps():
-      raise ValueError(f'checkpoint {step} not in {ckpt.directory}: has {ckpt.all_steps()}')
-    step, restored = ckpt.restore({'generator': target['generator']}, step=step)
+    if step is not None and step not in steps:
+      raise FileNotFoundError(f'checkpoint {step} not in {ckpt.directory}: has {steps}')
+    restored = ckpt.restore({checkpointing.GENERATOR_ITEM: target}, step=step)
   finally:
     ckpt.close()
-  return LoadedGenerator(config, step, meta, nets, restored['generator'], mesh)
+  assert restored is not None
+  step, items = restored
+  return LoadedGenerator(config=config, step=step, meta=meta, graphdef=graphdef,
+                         variables=items[checkpointing.GENERATOR_ITEM], mesh=mesh)
+
+
+def mels_to_audio(mels: np.ndarray, params: spectrogram.MelParams, *, n_iter: int = 64,
+                  seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE,
+                  mesh: jax.sharding.Mesh | None = None) -> np.ndarray:
+  """Mel images (N, S, S) -> audio (N, clip_samples) by Griffin-Lim, in sharded batches.
+
+  Clip i's initial phase comes from fold_in(seed, i): it depends only on the seed and the clip's
+  index, not on the batch it landed in.
+  """
+  def to_audio(mels, index):
+    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(index)
+    return inverse.mel_image_to_audio(mels, params, n_iter=n_iter, key=keys)
+
+  arrays = {'mels': np.asarray(mels, np.float32), 'index': np.arange(len(mels), dtype=np.int32)}
+  return sharding.map_in_batches(to_audio, arrays, batch_size=batch_size, mesh=mesh,
+                                 progress='Griffin-Lim')
+
+
+def load_era_classifier(out_dir: str | os.PathLike) -> era_model.TrainedEraClassifier:
+  """Load a classifier saved by `evaluation.era_classifier`; FileNotFoundError when none is."""
+  out_dir = workdir_lib.as_path(out_dir)
+  info_path = out_dir / workdir_lib.ERA_CLASSIFIER_INFO
+  if not info_path.exists():
+    raise FileNotFoundError(f'no trained era classifier in {out_dir} (missing {info_path.name})')
+  info = json.loads(info_path.read_text())
+  config = era_model.ClassifierConfig.from_dict(info.pop('config'))
+  era_names = tuple(info.pop('era_names'))
+  abstract = nnx.eval_shape(lambda: era_model.EraCNN(len(era_names), config, rngs=nnx.Rngs(0)))
+  graphdef, abstract_state = nnx.split(abstract, nnx.Param)
+  state = checkpointing.restore_pytree(out_dir / workdir_lib.ERA_CLASSIFIER_PARAMS, abstract_state)
+  return era_model.TrainedEraClassifier(nnx.merge(graphdef, state), era_names, config, info)

@@ -81,9 +81,10 @@ class TinyRuleGenerator:
     self.meta = records.read_meta(data_dir)
     self.image_size = self.meta.image_size
     self.step = step
+    self.mesh = None  # batches stay on the host
 
-  def generate(self, paintings, eras=None):
-    del eras
+  def generate(self, paintings, eras=None, *, batch_size=8, progress=None):
+    del eras, batch_size, progress
     return np.asarray(paintings, np.float32).mean(axis=-1) / 127.5 - 1.0
 
 

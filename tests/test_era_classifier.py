@@ -3,9 +3,12 @@
 import numpy as np
 import pytest
 
+from pix2pitch_jax import inference
+from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.evaluation import era_classifier
+from pix2pitch_jax.models import era_classifier as era_model
 
-SMALL = era_classifier.ClassifierConfig(features=(8, 16), embedding_dim=16, num_steps=60,
+SMALL = era_model.ClassifierConfig(features=(8, 16), embedding_dim=16, num_steps=60,
                                         batch_size=16, learning_rate=3e-3)
 
 
@@ -23,7 +26,7 @@ def striped_mels(n, seed):
 def test_fit_learns_an_easy_task_and_embeds():
   mels, eras = striped_mels(64, 0)
   model = era_classifier.fit(mels, eras, num_eras=2, config=SMALL)
-  classifier = era_classifier.TrainedEraClassifier(model, ('low', 'high'), SMALL, {})
+  classifier = era_model.TrainedEraClassifier(model, ('low', 'high'), SMALL, {})
   test_mels, test_eras = striped_mels(20, 1)
   assert era_classifier.accuracy(classifier, test_mels, test_eras) == 1.0
   embeddings = classifier.embed(test_mels, batch_size=8)  # 20 = 8 + 8 + 4 (padded batch)
@@ -41,13 +44,13 @@ def test_train_save_load_and_cache(tiny_dataset, tmp_path):
   trained = era_classifier.train_era_classifier(tiny_dataset, out, config=SMALL)
   assert trained.era_names == ('baroque', 'romanticism')
   assert {'train_accuracy', 'validation_accuracy', 'train_examples'} <= set(trained.info)
-  loaded = era_classifier.load_era_classifier(out)
+  loaded = inference.load_era_classifier(out)
   mels, _ = era_classifier.load_split_mels(tiny_dataset, 'test')
   np.testing.assert_allclose(loaded.logits(mels), trained.logits(mels), rtol=1e-5, atol=1e-6)
   # The cache is reused (same files, not retrained) when the dataset matches.
-  stamp = (out / era_classifier.INFO_FILE).stat().st_mtime_ns
+  stamp = (out / workdir_lib.ERA_CLASSIFIER_INFO).stat().st_mtime_ns
   cached = era_classifier.load_or_train_era_classifier(out, tiny_dataset, config=SMALL)
-  assert (out / era_classifier.INFO_FILE).stat().st_mtime_ns == stamp
+  assert (out / workdir_lib.ERA_CLASSIFIER_INFO).stat().st_mtime_ns == stamp
   np.testing.assert_allclose(cached.logits(mels), trained.logits(mels), rtol=1e-5, atol=1e-6)
   with pytest.raises(FileNotFoundError, match='no trained era classifier'):
-    era_classifier.load_era_classifier(tmp_path / 'missing')
+    inference.load_era_classifier(tmp_path / 'missing')

@@ -6,10 +6,11 @@ import pathlib
 import numpy as np
 import pytest
 
-from pix2pitch_jax.evaluation import era_classifier
+from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.evaluation import job as evaluation_job
+from pix2pitch_jax.models import era_classifier as era_model
 
-TINY_CLASSIFIER = era_classifier.ClassifierConfig(features=(8, 16), embedding_dim=16,
+TINY_CLASSIFIER = era_model.ClassifierConfig(features=(8, 16), embedding_dim=16,
                                                   num_steps=30, batch_size=8)
 
 
@@ -42,7 +43,7 @@ def test_evaluate_writes_every_metric_with_baselines(stub_workdir):
   assert '| l1_db |' in report and '## Per era' in report and '| baroque |' in report
   assert pathlib.Path(result['metrics_json']).name == 'metrics_4.json'
   assert list((stub_workdir / 'tensorboard' / 'eval').glob('events.out.tfevents.*'))
-  assert (stub_workdir / 'era_classifier' / era_classifier.INFO_FILE).exists()
+  assert (stub_workdir / 'era_classifier' / workdir_lib.ERA_CLASSIFIER_INFO).exists()
 
 
 def test_retrieval_finds_the_same_painting(tiny_dataset):

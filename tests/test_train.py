@@ -14,6 +14,7 @@ import pytest
 
 from pix2pitch_jax.runtime import checkpointing
 from pix2pitch_jax import inference
+from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.training import trainer
 from conftest import tiny_config
 from pix2pitch_jax.core import configs
@@ -31,7 +32,7 @@ def tiny_train_config(data_dir, /, **overrides):
 
 
 def read_metrics(workdir):
-  with open(os.path.join(workdir, trainer.METRICS_FILE)) as f:
+  with open(str(workdir_lib.Workdir(workdir).metrics_jsonl)) as f:
     return [json.loads(line) for line in f]
 
 
@@ -119,8 +120,25 @@ def test_small_batches_use_fewer_devices(tiny_dataset):
 def test_unknown_config_field(tiny_dataset, tmp_path):
   config = tiny_train_config(tiny_dataset)
   config.model.lambda_l1 = 10.0  # typo of lambda_L1
-  with pytest.raises(ValueError, match=r"unknown field\(s\) \['model.lambda_l1'\]"):
+  with pytest.raises(configs.ConfigError,
+                     match=r'unknown key model.lambda_l1 \(did you mean model.lambda_L1\?\)'):
     trainer.train_and_evaluate(config, str(tmp_path))
+
+
+@pytest.mark.parametrize('override, message', [
+    ('--config.model.lambda_l1=50',
+     'error: Bad config: unknown key model.lambda_l1 (did you mean model.lambda_L1?)'),
+    ('--config.batchsize=2', 'error: Bad config: unknown key batchsize (did you mean batch_size?)'),
+])
+def test_cli_reports_a_mistyped_key_in_one_line_from_any_directory(tiny_dataset, tmp_path,
+                                                                    override, message):
+  result = subprocess.run(
+      [sys.executable, '-m', 'pix2pitch_jax.train', f'--config={REPO}/experiments/tiny.py',
+       f'--workdir={tmp_path}', f'--config.data_dir={tiny_dataset}', override],
+      cwd=tmp_path, capture_output=True, text=True, timeout=120,
+      env={**os.environ, 'PYTHONPATH': REPO})
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [message]
 
 
 def test_cli_reports_a_bad_value_in_one_line(tiny_dataset, tmp_path):
@@ -169,5 +187,5 @@ def test_load_generator_generates_deterministically(trained):
   assert inference.load_generator(workdir, checkpoint=2).step == 2
   with pytest.raises(ValueError, match='uint8'):
     gen.generate(paintings.astype(np.float32))
-  with pytest.raises(ValueError, match='checkpoint 3 not in'):
+  with pytest.raises(FileNotFoundError, match='checkpoint 3 not in'):
     inference.load_generator(workdir, checkpoint=3)

@@ -14,6 +14,7 @@ import pytest
 from pix2pitch_jax.runtime import checkpointing
 from pix2pitch_jax.data import records
 from pix2pitch_jax.runtime import sharding
+from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.training import trainer
 from conftest import tiny_config
 
@@ -91,7 +92,7 @@ def test_kill_9_then_resume_is_bit_identical(tiny_dataset, tmp_path):
 def test_stop_signal_saves_and_exits_cleanly(tiny_dataset, tmp_path, sig):
   overrides = dict(num_train_steps=100_000, checkpoint_every_steps=100_000, log_every_steps=2)
   workdir = str(tmp_path)
-  metrics = os.path.join(workdir, trainer.METRICS_FILE)
+  metrics = str(workdir_lib.Workdir(workdir).metrics_jsonl)
   proc = _start(_flags(tiny_dataset, workdir, **overrides))
   assert _wait_for(lambda: os.path.exists(metrics) and os.path.getsize(metrics) > 0, proc)
   proc.send_signal(sig)

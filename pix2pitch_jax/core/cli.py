@@ -40,7 +40,7 @@ def run(main: Callable[[], object], *, user_errors: tuple[type[BaseException], .
       sys.exit(f'error: {e}')
 
   try:
-    app.run(wrapped)
+    app.run(wrapped, flags_parser=_parse_flags)
   except SystemExit as e:
     # absl exits 1 after printing the help it was asked for; asking is not a failure.
     if e.code == 1 and set(sys.argv[1:]) & _HELP_FLAGS:
@@ -49,6 +49,24 @@ def run(main: Callable[[], object], *, user_errors: tuple[type[BaseException], .
 
 
 _HELP_FLAGS = {'--help', '-h', '-?', '--helpshort', '--helpfull', '--helpxml'}
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a mistyped `--config.<key>=...` reported in one line.
+
+  ml_collections' config flag looks an override's key up while parsing and raises a bare
+  AttributeError/KeyError (a traceback) for a key the config does not have.
+  """
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError) as e:
+    known = configs.flatten(configs.default_config())
+    for arg in argv[1:]:
+      if arg.startswith('--config.'):
+        key = arg[len('--config.'):].split('=', 1)[0]
+        if key not in known:
+          sys.exit(f'error: {configs.unknown_key_message(key, known)}')
+    sys.exit(f'error: bad flag value: {str(e).splitlines()[0]}')
 
 
 def parse_checkpoint(value: str | int) -> str | int:

@@ -71,7 +71,7 @@ def load_config_file(path: str | os.PathLike) -> ml_collections.ConfigDict:
   """
   path = pathlib.Path(path)
   if not path.is_file():
-    raise ConfigError(f'config file {str(path)!r} not found')
+    raise FileNotFoundError(f'config file {str(path)!r} not found')
   spec = importlib.util.spec_from_file_location(f'_pix2pitch_config_{path.stem}', path)
   assert spec is not None and spec.loader is not None
   module = importlib.util.module_from_spec(spec)

@@ -245,3 +245,29 @@ def open_split(data_dir: str | os.PathLike, split: str) -> DecodedSource:
 def available_splits(data_dir: str | os.PathLike) -> list[str]:
   import tensorflow_datasets as tfds
   return sorted(tfds.builder_from_directory(str(data_dir)).info.splits)
+
+
+# Array fields and the dtype `read_split` stacks them to; the rest come back as lists.
+_STACKED = {'painting': np.uint8, 'mel': np.float32, 'era': np.int32}
+
+
+def read_split(data_dir: str | os.PathLike, split: str, *, max_examples: int | None = None,
+               fields: Sequence[str] = ('painting', 'mel', 'era')) -> dict[str, Any]:
+  """A split (or its first `max_examples`) in memory: the one reader for whole-split jobs.
+
+  Array fields (painting uint8 (N,S,S,3), mel float32 (N,S,S), era int32 (N,)) are stacked;
+  string fields (painting_id, notes_json, ...) come back as lists of str ('' when absent).
+  ValueError when the split has no examples.
+  """
+  source = open_split(data_dir, split)
+  n = len(source) if max_examples is None else min(len(source), max_examples)
+  if not n:
+    raise ValueError(f'split {split!r} of {data_dir} has no examples')
+  examples = [source[i] for i in range(n)]
+  out: dict[str, Any] = {}
+  for name in fields:
+    if name in _STACKED:
+      out[name] = np.stack([np.asarray(e[name]) for e in examples]).astype(_STACKED[name])
+    else:
+      out[name] = [e.get(name, '') or '' for e in examples]
+  return out

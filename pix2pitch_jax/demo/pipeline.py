@@ -25,7 +25,10 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+from etils import epath
+
 from pix2pitch_jax.core import configs
+from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.demo import config as demo_config
 
 DEMOS = ('synesthesia', 'eras')
@@ -95,19 +98,19 @@ def _load_train_config(config_path: str | None, data_dir: pathlib.Path,
   return configs.apply_overrides(config, overrides)
 
 
-def _finished_evaluation(train_dir: pathlib.Path, step: int) -> dict[str, Any] | None:
+def _finished_evaluation(train_dir: workdir_lib.Workdir, step: int) -> dict[str, Any] | None:
   """The evaluation of checkpoint `step` if an earlier run of the demo already wrote it."""
-  metrics_json = train_dir / 'eval' / f'metrics_{step}.json'
-  report_md = train_dir / 'eval' / f'report_{step}.md'
+  metrics_json, report_md = train_dir.eval_metrics(step), train_dir.eval_report(step)
   if not (metrics_json.exists() and report_md.exists()):
     return None
   return {'metrics': json.loads(metrics_json.read_text()), 'metrics_json': str(metrics_json),
           'report_md': str(report_md), 'step': step}
 
 
-def _finished_gallery(out_dir: pathlib.Path, step: int) -> dict[str, Any] | None:
+def _finished_gallery(out_dir: epath.Path, step: int) -> dict[str, Any] | None:
   """The gallery in `out_dir` if it was generated from checkpoint `step`."""
-  manifest, index_html = out_dir / 'manifest.json', out_dir / 'index.html'
+  manifest = out_dir / workdir_lib.GALLERY_MANIFEST
+  index_html = out_dir / workdir_lib.GALLERY_INDEX
   if not (manifest.exists() and index_html.exists()):
     return None
   if json.loads(manifest.read_text()).get('step') != step:
@@ -143,8 +146,8 @@ def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str | None 
 
   if demo not in DEMOS:
     raise ValueError(f'unknown demo {demo!r}; choose one of {DEMOS}')
-  workdir = pathlib.Path(workdir)
-  data_dir, train_dir = workdir / 'data', workdir / 'train'
+  layout = workdir_lib.DemoDir(workdir)
+  data_dir, train_dir = layout.data, layout.train
   start = time.perf_counter()
 
   config = _load_train_config(config_path, data_dir, config_overrides or {})
@@ -154,7 +157,7 @@ def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str | None 
   from pix2pitch_jax.evaluation import job as evaluation_job
   from pix2pitch_jax.generation import job as generation_job
   from pix2pitch_jax.training import trainer
-  train_summary = _stage('train', lambda: trainer.train_and_evaluate(config, str(train_dir)))
+  train_summary = _stage('train', lambda: trainer.train_and_evaluate(config, str(train_dir.root)))
   step = int(train_summary['step'])
   if train_summary.get('preempted'):
     print(f'[demo] interrupted at step {step}; the checkpoint is saved. Run the same command '
@@ -162,19 +165,20 @@ def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str | None 
     raise SystemExit(130)  # the shell's code for "stopped by Ctrl-C"
   # Evaluation and galleries of the final checkpoint are kept across re-runs of the demo.
   eval_result = _finished_evaluation(train_dir, step) or _stage(
-      'evaluate on the test split', lambda: evaluation_job.evaluate(str(train_dir), split='test'))
-  test_dir, outside_dir = workdir / 'gallery' / 'test', workdir / 'gallery' / 'outside'
+      'evaluate on the test split', lambda: evaluation_job.evaluate(str(train_dir.root), split='test'))
+  test_dir, outside_dir = layout.test_gallery, layout.outside_gallery
   test_gallery = _finished_gallery(test_dir, step) or _stage(
       'generate the test-split gallery', lambda: generation_job.generate(
-          str(train_dir), str(test_dir), split='test', max_examples=gallery_size))
-  outside = write_outside_style_images(workdir / 'outside_images')
+          str(train_dir.root), str(test_dir), split='test', max_examples=gallery_size))
+  outside = write_outside_style_images(pathlib.Path(layout.outside_images))
   outside_gallery = _finished_gallery(outside_dir, step) or _stage(
       'generate music for images outside the training style',
-      lambda: generation_job.generate(str(train_dir), str(outside_dir), images_dir=str(outside)))
+      lambda: generation_job.generate(str(train_dir.root), str(outside_dir), images_dir=str(outside)))
   summary = {
       'demo': demo,
-      'workdir': str(workdir.resolve()),
-      'data_dir': str(data_dir.resolve()),
+      'workdir': str(layout.root),
+      'data_dir': str(data_dir),
+      'tensorboard': str(train_dir.tensorboard),
       'dataset_counts': report.get('counts', {}) if isinstance(report, dict) else {},
       'train': {k: v for k, v in train_summary.items() if isinstance(v, (int, float, str))},
       'metrics_json': str(eval_result.get('metrics_json', '')),
@@ -184,7 +188,7 @@ def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str | None 
       'gallery_outside': str(outside_gallery.get('index_html', '')),
       'wall_s': round(time.perf_counter() - start, 1),
   }
-  (workdir / 'demo_summary.json').write_text(json.dumps(summary, indent=2, default=str))
+  layout.summary_json.write_text(json.dumps(summary, indent=2, default=str))
   _print_summary(summary)
   return summary
 
@@ -197,7 +201,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
       f'  metrics (json) : {summary["metrics_json"]}',
       f'  listening page : {summary["gallery_test"]}',
       f'  outside style  : {summary["gallery_outside"]}',
-      f'  tensorboard    : tensorboard --logdir {summary["workdir"]}/train/tensorboard',
+      f'  tensorboard    : tensorboard --logdir {summary["tensorboard"]}',
   ]
   for group, figures in summary['headline'].items():
     if figures:

@@ -1,4 +1,4 @@
-"""The evaluation job: every DESIGN §3 metric for a checkpoint, next to two baselines.
+"""The evaluation job: every metric of docs/evaluation.md for a checkpoint, next to two baselines.
 
     evaluate(workdir, checkpoint='latest', split='test') -> {'metrics', 'metrics_json', ...}
 
@@ -27,7 +27,6 @@ import functools
 import json
 import math
 import os
-import pathlib
 from typing import Any, Sequence
 
 import jax
@@ -35,10 +34,13 @@ import numpy as np
 from absl import logging
 
 from pix2pitch_jax.audio import spectrogram
+from pix2pitch_jax import inference
+from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.evaluation import era_classifier
-from pix2pitch_jax.generation import job as generation_job
 from pix2pitch_jax.evaluation import metrics
 from pix2pitch_jax.data import records
+from pix2pitch_jax.models import era_classifier as era_model
+from pix2pitch_jax.runtime import sharding
 from pix2pitch_jax.audio import transcription
 
 SYSTEMS = ('model', 'retrieval', 'era_mean')
@@ -72,16 +74,10 @@ class EvalSet:
 
 def load_eval_set(data_dir: str | os.PathLike, split: str,
                   max_examples: int | None = None) -> EvalSet:
-  source = records.open_split(data_dir, split)
-  n = len(source) if max_examples is None else min(len(source), max_examples)
-  if not n:
-    raise ValueError(f'split {split!r} of {data_dir} has no examples')
-  examples = [source[i] for i in range(n)]
-  return EvalSet(np.stack([e['painting'] for e in examples]).astype(np.uint8),
-                 np.stack([e['mel'] for e in examples]).astype(np.float32),
-                 np.asarray([e['era'] for e in examples], np.int32),
-                 [e['painting_id'] for e in examples],
-                 [e.get('notes_json', '') or '' for e in examples])
+  data = records.read_split(data_dir, split, max_examples=max_examples,
+                            fields=('painting', 'mel', 'era', 'painting_id', 'notes_json'))
+  return EvalSet(data['painting'], data['mel'], data['era'], data['painting_id'],
+                 data['notes_json'])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -163,10 +159,10 @@ class Rendered:
 
 
 def render(mels: np.ndarray, params: spectrogram.MelParams,
-           classifier: era_classifier.TrainedEraClassifier, *, n_iter: int, seed: int,
+           classifier: era_model.TrainedEraClassifier, *, n_iter: int, seed: int,
            batch_size: int, mesh) -> Rendered:
   """Griffin-Lim audio, predicted eras and classifier embeddings of a set of mels."""
-  clips = generation_job.mels_to_audio(mels, params, n_iter=n_iter, seed=seed, batch_size=batch_size,
+  clips = inference.mels_to_audio(mels, params, n_iter=n_iter, seed=seed, batch_size=batch_size,
                                    mesh=mesh)
   return Rendered(mels, clips, classifier.predict(mels), classifier.embed(mels))
 
@@ -179,10 +175,10 @@ def _mean(values: np.ndarray) -> float:
 def per_example_metrics(reference: EvalSet, system: Rendered, params: spectrogram.MelParams, *,
                         batch_size: int, mesh) -> dict[str, np.ndarray]:
   """Spectrogram metrics vs the reference and Griffin-Lim consistency, one value per example."""
-  return generation_job.map_in_batches(
+  return sharding.map_in_batches(
       functools.partial(_spectrogram_metrics, params=params),
       {'reference': reference.mels, 'generated': system.mels, 'clips': system.clips},
-      batch_size, mesh)
+      batch_size=batch_size, mesh=mesh)
 
 
 @functools.partial(jax.jit, static_argnames='params')
@@ -254,9 +250,9 @@ def _nanmean(values: Sequence[float]) -> float:
 def score_real(reference: EvalSet, real: Rendered, params: spectrogram.MelParams,
                era_names: Sequence[str], *, batch_size: int, mesh) -> dict[str, Any]:
   """Ceilings and floors: the classifier, transcription and consistency on the real mels."""
-  consistency = generation_job.map_in_batches(functools.partial(_consistency, params=params),
-                                          {'images': real.mels, 'clips': real.clips},
-                                          batch_size, mesh)
+  consistency = sharding.map_in_batches(functools.partial(_consistency, params=params),
+                                        {'images': real.mels, 'clips': real.clips},
+                                        batch_size=batch_size, mesh=mesh)
   correct = real.predicted_eras == reference.eras
   out: dict[str, Any] = {'era_accuracy': _mean(correct),
                          'griffin_lim_consistency': _mean(consistency)}
@@ -282,27 +278,25 @@ def score_real(reference: EvalSet, real: Rendered, params: spectrogram.MelParams
 def evaluate(workdir: str | os.PathLike, checkpoint: str | int = 'latest', split: str = 'test',
              max_examples: int | None = None, *, batch_size: int = 8, griffin_lim_iters: int = 32,
              seed: int = 0,
-             classifier_config: era_classifier.ClassifierConfig = era_classifier.ClassifierConfig(),
+             classifier_config: era_model.ClassifierConfig = era_model.ClassifierConfig(),
              ) -> dict[str, Any]:
   """Score a checkpoint on a split against the baselines; write JSON, report and TensorBoard.
 
   Returns {'metrics': the JSON's content, 'metrics_json': path, 'report_md': path, 'step': int}.
   """
-  from pix2pitch_jax import inference
-  from pix2pitch_jax.runtime import sharding
-  workdir = pathlib.Path(workdir)
-  generator = inference.load_generator(str(workdir), checkpoint)
+  paths = workdir_lib.Workdir(workdir)
+  generator = inference.load_generator(workdir, checkpoint)
   data_dir = generator.config.data_dir
   params, era_names = generator.meta.mel_params, tuple(generator.meta.era_names)
-  classifier = era_classifier.load_or_train_era_classifier(workdir / 'era_classifier', data_dir,
+  classifier = era_classifier.load_or_train_era_classifier(paths.era_classifier, data_dir,
                                                            config=classifier_config)
   reference = load_eval_set(data_dir, split, max_examples)
   logging.info('Evaluating step %d on %d %s examples.', generator.step, len(reference), split)
-  mesh = sharding.make_mesh()
+  mesh = generator.mesh
   summary = summarize_training_split(data_dir, len(era_names))
   mels = {
-      'model': generation_job.generate_mels(generator, reference.paintings, reference.eras,
-                                        batch_size),
+      'model': generator.generate(reference.paintings, reference.eras, batch_size=batch_size,
+                                  progress='generate mels'),
       'retrieval': retrieval_mels(summary, reference.paintings),
       'era_mean': era_mean_mels(summary, reference.eras),
   }
@@ -321,18 +315,17 @@ def evaluate(workdir: str | os.PathLike, checkpoint: str | int = 'latest', split
                                 batch_size=batch_size, mesh=mesh)
     # The ceiling next to every system, so each block reads on its own.
     result[name]['era_accuracy_real'] = result['real']['era_accuracy']
-  return write_outputs(workdir, result)
+  return write_outputs(paths, result)
 
 
-def write_outputs(workdir: pathlib.Path, result: dict[str, Any]) -> dict[str, Any]:
-  out_dir = workdir / 'eval'
-  out_dir.mkdir(parents=True, exist_ok=True)
+def write_outputs(paths: workdir_lib.Workdir, result: dict[str, Any]) -> dict[str, Any]:
+  paths.eval_dir.mkdir(parents=True, exist_ok=True)
   step = result['step']
-  metrics_json = out_dir / f'metrics_{step}.json'
+  metrics_json = paths.eval_metrics(step)
   metrics_json.write_text(json.dumps(_json_safe(result), indent=2, sort_keys=True))
-  report_md = out_dir / f'report_{step}.md'
+  report_md = paths.eval_report(step)
   report_md.write_text(render_report(result))
-  write_tensorboard(workdir / 'tensorboard' / 'eval', result)
+  write_tensorboard(paths.eval_tensorboard, result)
   logging.info('Evaluation written to %s and %s', metrics_json, report_md)
   return {'metrics': result, 'metrics_json': str(metrics_json), 'report_md': str(report_md),
           'step': step}
@@ -359,7 +352,7 @@ def scalar_items(result: dict[str, Any]) -> dict[str, float]:
   return out
 
 
-def write_tensorboard(log_dir: pathlib.Path, result: dict[str, Any]) -> None:
+def write_tensorboard(log_dir: os.PathLike, result: dict[str, Any]) -> None:
   from tensorboardX import SummaryWriter
   with SummaryWriter(str(log_dir)) as writer:
     for tag, value in scalar_items(result).items():

@@ -13,8 +13,8 @@ Output (flat, one stem per input):
     <out>/manifest.json          what was generated from what, and what was skipped and why
 
 Deterministic for a given seed: the Griffin-Lim phase of input i is drawn from fold_in(seed, i).
-The batched helpers here (`map_in_batches`, `generate_mels`, `mels_to_audio`) are shared with the
-evaluation job.
+Generation and Griffin-Lim run in fixed-size batches sharded over all local devices
+(`inference`).
 """
 
 from __future__ import annotations
@@ -24,91 +24,19 @@ import json
 import os
 import pathlib
 import re
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-import jax
 import numpy as np
 from absl import logging
 
-from pix2pitch_jax.audio import inverse, spectrogram
+from pix2pitch_jax.audio import spectrogram
+from pix2pitch_jax import inference
+from pix2pitch_jax.audio import wav
+from pix2pitch_jax.core import workdir as workdir_lib
+from pix2pitch_jax.data import records
 from pix2pitch_jax.generation import gallery
 
-DEFAULT_BATCH_SIZE = 8
-
-
-# ------------------------------------------------------------------------------------------------
-# Batched, sharded helpers (also used by evaluation).
-# ------------------------------------------------------------------------------------------------
-
-
-def _round_up(n: int, multiple: int) -> int:
-  return -(-n // multiple) * multiple
-
-
-def map_in_batches(fn: Callable[..., Any], arrays: dict[str, np.ndarray], batch_size: int,
-                   mesh: jax.sharding.Mesh | None = None, progress: str | None = None) -> Any:
-  """Apply `fn(**batch)` over the leading axis of `arrays` in fixed-size batches.
-
-  Every batch has the same size (the last is padded by repeating its final row, and the padding
-  is dropped from the output), so a jitted `fn` compiles once. With a mesh the batch size is
-  rounded up to a multiple of the device count and each batch is sharded over the 'data' axis.
-  `fn` may return an array or a pytree of arrays; the result is the same structure of numpy
-  arrays concatenated over all rows.
-  """
-  from pix2pitch_jax.runtime import sharding
-  n = len(next(iter(arrays.values())))
-  if not n:
-    raise ValueError('map_in_batches needs at least one row')
-  if mesh is not None:
-    batch_size = _round_up(batch_size, mesh.size)
-  starts = range(0, n, batch_size)
-  if progress:
-    from tqdm import tqdm
-    starts = tqdm(starts, desc=progress, unit='batch', leave=False)
-  outputs = []
-  for start in starts:
-    stop = min(start + batch_size, n)
-    batch = {k: _pad_rows(v[start:stop], batch_size) for k, v in arrays.items()}
-    if mesh is not None:
-      batch = sharding.shard_batch(batch, mesh)
-    result = jax.device_get(fn(**batch))
-    outputs.append(jax.tree.map(lambda x, rows=stop - start: np.asarray(x)[:rows], result))
-  return jax.tree.map(lambda *parts: np.concatenate(parts), *outputs)
-
-
-def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
-  x = np.asarray(x)
-  if len(x) == rows:
-    return x
-  return np.concatenate([x, np.repeat(x[-1:], rows - len(x), axis=0)])
-
-
-def generate_mels(generator: Any, paintings: np.ndarray, eras: np.ndarray | None,
-                  batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
-  """uint8 paintings (N, S, S, 3) (+ eras (N,)) -> generated mel images (N, S, S) in [-1, 1].
-
-  `generator` is an `inference.LoadedGenerator`, which pads and shards each batch itself.
-  """
-  arrays = {'paintings': np.asarray(paintings, np.uint8)}
-  if eras is not None:
-    arrays['eras'] = np.asarray(eras, np.int32)
-  return map_in_batches(lambda paintings, eras=None: generator.generate(paintings, eras),
-                        arrays, batch_size, progress='generate mels').astype(np.float32)
-
-
-def mels_to_audio(mels: np.ndarray, params: spectrogram.MelParams, *, n_iter: int = 64, seed: int = 0,
-                  batch_size: int = DEFAULT_BATCH_SIZE, mesh: jax.sharding.Mesh | None = None,
-                  ) -> np.ndarray:
-  """Mel images (N, S, S) -> audio (N, clip_samples); clip i's initial phase from fold_in(seed, i).
-
-  The phase depends only on the seed and the clip's index, not on the batch it landed in.
-  """
-  def to_audio(mels, index):
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(index)
-    return inverse.mel_image_to_audio(mels, params, n_iter=n_iter, key=keys)
-
-  arrays = {'mels': np.asarray(mels, np.float32), 'index': np.arange(len(mels), dtype=np.int32)}
-  return map_in_batches(to_audio, arrays, batch_size, mesh, progress='Griffin-Lim')
+DEFAULT_BATCH_SIZE = inference.DEFAULT_BATCH_SIZE
 
 
 # ------------------------------------------------------------------------------------------------
@@ -169,32 +97,16 @@ def read_image_folder(images_dir: str | os.PathLike, image_size: int,
 def read_split(data_dir: str | os.PathLike, split: str,
                max_examples: int | None = None) -> list[GenerationInput]:
   """The examples of a dataset split, with their era labels and reference mels."""
-  from pix2pitch_jax.data import records
-  source = records.open_split(data_dir, split)
-  n = len(source) if max_examples is None else min(len(source), max_examples)
-  inputs, taken = [], set()
-  for i in range(n):
-    example = source[i]
-    inputs.append(GenerationInput(
-        _safe_stem(example['painting_id'], taken), example['painting_id'],
-        np.asarray(example['painting'], np.uint8), int(example['era']),
-        np.asarray(example['mel'], np.float32)))
-  return inputs
+  data = records.read_split(data_dir, split, max_examples=max_examples,
+                            fields=('painting', 'mel', 'era', 'painting_id'))
+  taken: set[str] = set()
+  return [GenerationInput(_safe_stem(pid, taken), pid, data['painting'][i], int(data['era'][i]),
+                          data['mel'][i]) for i, pid in enumerate(data['painting_id'])]
 
 
 # ------------------------------------------------------------------------------------------------
 # The job.
 # ------------------------------------------------------------------------------------------------
-
-
-def write_wav(path: str | os.PathLike, clip: np.ndarray, sample_rate: int) -> None:
-  """16-bit PCM WAV; clips peaking above full scale are scaled down rather than clipped."""
-  import soundfile
-  clip = np.asarray(clip, np.float32)
-  peak = float(np.max(np.abs(clip))) if clip.size else 0.0
-  if peak > 0.999:
-    clip = clip * (0.999 / peak)
-  soundfile.write(str(path), clip, sample_rate, subtype='PCM_16')
 
 
 def _conditioning_eras(inputs: Sequence[GenerationInput], era: str | None,
@@ -211,9 +123,8 @@ def _conditioning_eras(inputs: Sequence[GenerationInput], era: str | None,
 
 def _predicted_eras(workdir: pathlib.Path, mels: np.ndarray) -> list[str] | None:
   """Era names the cached era classifier hears in the mels; None when there is no classifier."""
-  from pix2pitch_jax.evaluation import era_classifier
   try:
-    classifier = era_classifier.load_era_classifier(workdir / 'era_classifier')
+    classifier = inference.load_era_classifier(workdir_lib.Workdir(workdir).era_classifier)
   except FileNotFoundError:
     logging.info('No era classifier in %s (the evaluation job trains one): showing labels only.',
                  workdir)
@@ -233,8 +144,6 @@ def generate(workdir: str | os.PathLike, out_dir: str | os.PathLike, *,
 
   Returns {'index_html', 'manifest', 'out_dir', 'step', 'count', 'skipped': [(path, reason)]}.
   """
-  from pix2pitch_jax import inference
-  from pix2pitch_jax.runtime import sharding
   if (images_dir is None) == (split is None):
     raise ValueError('give exactly one of images_dir= and split=')
   workdir, out_dir = pathlib.Path(workdir), pathlib.Path(out_dir)
@@ -250,14 +159,15 @@ def generate(workdir: str | os.PathLike, out_dir: str | os.PathLike, *,
   logging.info('Generating music for %d painting(s) with the step-%d generator.', len(inputs),
                generator.step)
 
-  mesh = sharding.make_mesh()
+  mesh = generator.mesh
   eras = _conditioning_eras(inputs, era, era_names)
-  mels = generate_mels(generator, np.stack([x.painting for x in inputs]), eras, batch_size)
-  clips = mels_to_audio(mels, params, n_iter=griffin_lim_iters, seed=seed, batch_size=batch_size,
+  mels = generator.generate(np.stack([x.painting for x in inputs]), eras, batch_size=batch_size,
+                            progress='generate mels')
+  clips = inference.mels_to_audio(mels, params, n_iter=griffin_lim_iters, seed=seed, batch_size=batch_size,
                         mesh=mesh)
   references = None
   if split is not None:
-    references = mels_to_audio(np.stack([x.reference_mel for x in inputs]), params,
+    references = inference.mels_to_audio(np.stack([x.reference_mel for x in inputs]), params,
                                n_iter=griffin_lim_iters, seed=seed, batch_size=batch_size,
                                mesh=mesh)
   predicted = _predicted_eras(workdir, mels)
@@ -292,11 +202,11 @@ def _write_outputs(out_dir: pathlib.Path, x: GenerationInput, mel: np.ndarray, c
            'audio': f'{x.stem}.wav'}
   Image.fromarray(x.painting, mode='RGB').save(out_dir / files['painting'])
   gallery.save_mel_png(mel, out_dir / files['spectrogram'])
-  write_wav(out_dir / files['audio'], clip, params.sample_rate)
+  wav.write_wav(out_dir / files['audio'], clip, params.sample_rate)
   if reference_clip is not None:
     files['reference_audio'] = f'{x.stem}_reference.wav'
     files['reference_spectrogram'] = f'{x.stem}_reference_mel.png'
-    write_wav(out_dir / files['reference_audio'], reference_clip, params.sample_rate)
+    wav.write_wav(out_dir / files['reference_audio'], reference_clip, params.sample_rate)
     gallery.save_mel_png(x.reference_mel, out_dir / files['reference_spectrogram'])
   return gallery.GalleryEntry(
       title=x.stem, source=x.source, era_predicted=predicted_era,

@@ -45,7 +45,7 @@ All three give the same outputs for the same parameters up to float rounding
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import jax
 import jax.numpy as jnp
@@ -405,3 +405,29 @@ def make_discriminator(model_config, dtype, rngs: nnx.Rngs):
   return PatchDiscriminator(ndf=model_config.ndf, n_layers=model_config.n_layers_D,
                             norm=model_config.norm, conv_impl=model_config.conv_impl,
                             dtype=dtype, rngs=rngs)
+
+
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def split_variables(module: nnx.Module) -> tuple[nnx.GraphDef, dict[str, Any]]:
+  """(graphdef, {'params', 'batch_stats'} as pure dicts): the layout checkpoints store."""
+  graphdef, params, stats = nnx.split(module, nnx.Param, nnx.BatchStat)
+  return graphdef, {'params': params.to_pure_dict(), 'batch_stats': stats.to_pure_dict()}
+
+
+def generator_from_config(config, num_eras: int, rngs: nnx.Rngs) -> 'UNetGenerator':
+  """The generator a training config describes (`config.model`, image_size, dtype)."""
+  return make_generator(config.model, config.image_size, num_eras, DTYPES[config.dtype], rngs)
+
+
+def discriminator_from_config(config, rngs: nnx.Rngs) -> 'PatchDiscriminator':
+  """The discriminator a training config describes."""
+  return make_discriminator(config.model, DTYPES[config.dtype], rngs)
+
+
+def abstract_generator(config, num_eras: int) -> tuple[nnx.GraphDef, dict[str, Any]]:
+  """Graph and ShapeDtypeStruct variables of the generator, with no arrays allocated."""
+  module = nnx.eval_shape(lambda: generator_from_config(config, num_eras,
+                                                        nnx.Rngs(params=jax.random.key(0))))
+  return split_variables(module)

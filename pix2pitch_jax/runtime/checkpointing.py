@@ -26,10 +26,13 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
+from etils import epath
 from orbax.checkpoint import checkpoint_managers
 
-CHECKPOINT_DIR = 'checkpoints'
-MODEL_ITEMS = ('generator', 'discriminator', 'opt_state', 'progress')
+from pix2pitch_jax.core import workdir as workdir_lib
+
+GENERATOR_ITEM = 'generator'  # all that inference restores
+MODEL_ITEMS = (GENERATOR_ITEM, 'discriminator', 'opt_state', 'progress')
 ITERATOR_ITEM = 'data_iterator'
 
 
@@ -37,8 +40,8 @@ class NoRestorableCheckpointError(RuntimeError):
   """Checkpoints exist but none of them could be restored."""
 
 
-def checkpoint_dir(workdir: str | os.PathLike) -> str:
-  return os.path.join(os.path.abspath(os.fspath(workdir)), CHECKPOINT_DIR)
+def checkpoint_dir(workdir: str | os.PathLike) -> epath.Path:
+  return workdir_lib.Workdir(workdir).checkpoints
 
 
 class Checkpointer:
@@ -140,3 +143,19 @@ class StopSignal:
     self.received = signum
     # A second Ctrl-C / SIGTERM gets the previous behaviour (KeyboardInterrupt, termination).
     signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+
+
+# ------------------------------------------------------------------------------------------------
+# Single pytrees (small models saved next to a run, e.g. the era classifier).
+
+
+def save_pytree(path: str | os.PathLike, tree: Any) -> None:
+  """Save a pytree of arrays to `path` (a directory, replaced if it exists)."""
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(workdir_lib.as_path(path), tree, force=True)
+
+
+def restore_pytree(path: str | os.PathLike, abstract_tree: Any) -> Any:
+  """Restore what `save_pytree` wrote, shaped like `abstract_tree` (ShapeDtypeStructs or arrays)."""
+  with ocp.StandardCheckpointer() as checkpointer:
+    return checkpointer.restore(workdir_lib.as_path(path), abstract_tree)

@@ -9,12 +9,14 @@ Everything runs under `jax.jit` with `NamedSharding`s; there is no pmap.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import numpy as np
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from pix2pitch_jax.data import batching
 
 DATA_AXIS = 'data'
 
@@ -109,3 +111,30 @@ def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Ar
   sharding = data_sharding(mesh)
   return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
           for k, v in batch.items()}
+
+
+def map_in_batches(fn: Callable[..., Any], arrays: Mapping[str, np.ndarray], *, batch_size: int,
+                   mesh: Mesh | None = None, progress: str | None = None) -> Any:
+  """`fn(**batch)` over the leading axis of `arrays` in fixed-size batches, results concatenated.
+
+  Every batch has one size (`data.batching`: the last padded, the padding dropped from the
+  output), so a jitted `fn` compiles once. With a mesh the batch size is rounded up to a multiple
+  of the device count and each batch is sharded over the 'data' axis (single process). `fn` may
+  return an array or a pytree of arrays; the result has the same structure, as numpy.
+  """
+  n = batching.num_rows(arrays)
+  if not n:
+    raise ValueError('map_in_batches needs at least one row')
+  if mesh is not None:
+    batch_size = batching.round_up(batch_size, mesh.size)
+  batches = batching.padded_batches(arrays, batch_size)
+  if progress:
+    from tqdm import tqdm
+    batches = tqdm(batches, desc=progress, unit='batch', total=-(-n // batch_size), leave=False)
+  outputs = []
+  for batch in batches:
+    rows = int(batch.pop(batching.MASK).sum())
+    inputs = shard_batch(batch, mesh) if mesh is not None else batch
+    result = jax.device_get(fn(**inputs))
+    outputs.append(jax.tree.map(lambda x, rows=rows: np.asarray(x)[:rows], result))
+  return jax.tree.map(lambda *parts: np.concatenate(parts), *outputs)

@@ -18,7 +18,6 @@ import datetime
 import functools
 import json
 import math
-import os
 import time
 from typing import Any, Callable
 
@@ -36,12 +35,9 @@ from pix2pitch_jax.models import pix2pix
 from pix2pitch_jax.data import records
 from pix2pitch_jax.runtime import sharding
 from pix2pitch_jax.core import configs
+from pix2pitch_jax.core import workdir as workdir_lib
 
 GAN_MODES = ('vanilla', 'lsgan')
-DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
-CONFIG_FILE = 'config.json'
-METRICS_FILE = 'metrics.jsonl'
-TENSORBOARD_DIR = 'tensorboard'
 LOSS_KEYS = ('G_GAN', 'G_L1', 'D_real', 'D_fake')
 State = dict[str, Any]
 # Parameter init only: XLA compiles RngBitGenerator much faster than threefry (~3 s vs ~15 s for
@@ -76,7 +72,7 @@ def validate_config(config: ml_collections.ConfigDict) -> records.DatasetMeta:
   configs.check_known_keys(config)
   c, m, o, i = config, config.model, config.optimizer, config.input
   _require(bool(c.data_dir), 'data_dir is required (--config.data_dir=...)')
-  _require(os.path.isdir(c.data_dir), f'data_dir {c.data_dir!r} is not a directory')
+  _require(workdir_lib.as_path(c.data_dir).is_dir(), f'data_dir {c.data_dir!r} is not a directory')
   _require(c.image_size >= 8 and c.image_size & (c.image_size - 1) == 0,
            f'image_size must be a power of two >= 8, got {c.image_size}')
   for name in ('batch_size', 'num_train_steps', 'checkpoint_every_steps', 'keep_checkpoints',
@@ -86,7 +82,7 @@ def validate_config(config: ml_collections.ConfigDict) -> records.DatasetMeta:
     _require(c[name] >= 0, f'{name} must be >= 0, got {c[name]}')
   _require(c.num_devices <= jax.device_count(),
            f'num_devices={c.num_devices} but only {jax.device_count()} devices exist')
-  _require(c.dtype in DTYPES, f'dtype must be one of {sorted(DTYPES)}, got {c.dtype!r}')
+  _require(c.dtype in pix2pix.DTYPES, f'dtype must be one of {sorted(pix2pix.DTYPES)}, got {c.dtype!r}')
   _require(m.norm in pix2pix.NORMS, f'model.norm must be one of {pix2pix.NORMS}, got {m.norm!r}')
   _require(m.gan_mode in GAN_MODES, f'model.gan_mode must be one of {GAN_MODES}, got '
            f'{m.gan_mode!r}')
@@ -138,16 +134,9 @@ def lr_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
 
 def _build_modules(config, meta: records.DatasetMeta, key: jax.Array):
   g_key, d_key = jax.random.split(key)
-  dtype = DTYPES[config.dtype]
-  generator = pix2pix.make_generator(config.model, config.image_size, len(meta.era_names), dtype,
-                                    nnx.Rngs(params=g_key))
-  discriminator = pix2pix.make_discriminator(config.model, dtype, nnx.Rngs(params=d_key))
+  generator = pix2pix.generator_from_config(config, len(meta.era_names), nnx.Rngs(params=g_key))
+  discriminator = pix2pix.discriminator_from_config(config, nnx.Rngs(params=d_key))
   return generator, discriminator
-
-
-def _split(module: nnx.Module) -> tuple[nnx.GraphDef, dict[str, Any]]:
-  graphdef, params, stats = nnx.split(module, nnx.Param, nnx.BatchStat)
-  return graphdef, {'params': params.to_pure_dict(), 'batch_stats': stats.to_pure_dict()}
 
 
 def make_networks(config, meta: records.DatasetMeta) -> Networks:
@@ -155,7 +144,7 @@ def make_networks(config, meta: records.DatasetMeta) -> Networks:
       lambda: _build_modules(config, meta, jax.random.key(0)))
   schedule = lr_schedule(config)
   tx = optax.adam(schedule, b1=config.optimizer.b1, b2=config.optimizer.b2)
-  return Networks(_split(generator)[0], _split(discriminator)[0], tx, tx, schedule)
+  return Networks(pix2pix.split_variables(generator)[0], pix2pix.split_variables(discriminator)[0], tx, tx, schedule)
 
 
 def init_state(config, meta: records.DatasetMeta, nets: Networks) -> State:
@@ -163,7 +152,7 @@ def init_state(config, meta: records.DatasetMeta, nets: Networks) -> State:
   init_key = jax.random.key(config.seed, impl=INIT_PRNG)
   run_key = jax.random.key(config.seed)  # threefry: dropout masks independent of the sharding
   generator, discriminator = _build_modules(config, meta, init_key)
-  g, d = _split(generator)[1], _split(discriminator)[1]
+  g, d = pix2pix.split_variables(generator)[1], pix2pix.split_variables(discriminator)[1]
   return {
       'generator': g,
       'discriminator': d,
@@ -290,8 +279,9 @@ class MetricsLog:
     self._writer = self._jsonl = None
     if enabled:
       from tensorboardX import SummaryWriter
-      self._writer = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
-      self._jsonl = open(os.path.join(workdir, METRICS_FILE), 'a')
+      paths = workdir_lib.Workdir(workdir)
+      self._writer = SummaryWriter(str(paths.tensorboard))
+      self._jsonl = paths.metrics_jsonl.open('a')
 
   def scalars(self, step: int, scalars: dict[str, float]) -> None:
     if self._writer is None:
@@ -363,8 +353,8 @@ def evaluate(eval_fn, state: State, config, mesh) -> tuple[float, dict[str, np.n
 
 def _write_config(config, workdir: str) -> None:
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, CONFIG_FILE), 'w') as f:
-      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    workdir_lib.Workdir(workdir).config_json.write_text(
+        config.to_json_best_effort(indent=2, sort_keys=True))
 
 
 def _restore_or_init(config, meta, nets, mesh, ckpt, data_iter) -> tuple[State, Any]:
@@ -392,7 +382,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   `val_L1` of the last evaluation, `resumed_from` (step or None), `preempted` (bool).
   """
   meta = validate_config(config)
-  os.makedirs(workdir, exist_ok=True)
+  workdir_lib.Workdir(workdir).root.mkdir(parents=True, exist_ok=True)
   _write_config(config, workdir)
   mesh = sharding.make_mesh(mesh_size(config))
   if mesh.size < jax.device_count():
