@@ -2,7 +2,7 @@
 
 Every painting is a set of horizontal brush strokes on a textured ground, and its audio is
 synthesised from the strokes by a fixed rule, so a model can in principle recover the notes
-exactly (DESIGN §3: onset F1 within 50 ms, pitch within 50 cents). The rule, for a canvas S
+exactly (onset F1 within 50 ms, pitch within 50 cents; docs/evaluation.md). The rule, for a canvas S
 pixels wide spanning the clip's T seconds exactly:
 
   horizontal start x0 (px)   -> onset     = x0 * T / S          (onsets on the mel frame grid)

@@ -1,4 +1,4 @@
-"""Era classifier on mel images: the project's own stand-in for FAD / FCN-score (DESIGN §3).
+"""Era classifier on mel images: the project's own stand-in for FAD / FCN-score, no downloads.
 
 A small CNN (Flax NNX) trained on the *real* mels of a dataset's training split to tell the eras
 apart. Evaluation reads three things from it: its accuracy on real held-out mels (the ceiling),

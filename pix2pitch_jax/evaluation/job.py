@@ -1,4 +1,4 @@
-"""The evaluation job: every DESIGN §3 metric for a checkpoint, next to two baselines.
+"""The evaluation job: every metric of docs/evaluation.md for a checkpoint, next to two baselines.
 
     evaluate(workdir, checkpoint='latest', split='test') -> {'metrics', 'metrics_json', ...}
 
