@@ -198,7 +198,7 @@ def synthesize(strokes, seconds_per_px: float, sample_rate: int, num_samples: in
 
 
 def build(out_dir, opts, num_paintings: int | None) -> dict:
-  """Plan and write the corpus (called by builder.build_demo)."""
+  """Plan and write the corpus (called by demos.build_demo)."""
   n = DEFAULT_PAINTINGS if num_paintings is None else num_paintings
   if n < 3:
     raise ValueError(f'synesthesia needs at least 3 paintings, got {n}')

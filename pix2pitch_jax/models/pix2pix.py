@@ -38,7 +38,7 @@ stride-1 convs only:
 * `'native'`: `lax.conv_general_dilated` with stride 2 and `lax.conv_transpose` (what cuDNN
   prefers; the reference the others are tested against).
 
-All three give the same outputs for the same parameters up to float rounding
+All four give the same outputs for the same parameters up to float rounding
 (tests/test_models.py); only speed differs.
 """
 
