@@ -2,7 +2,7 @@
 
 Every painting is a set of horizontal brush strokes on a textured ground, and its audio is
 synthesised from the strokes by a fixed rule, so a model can in principle recover the notes
-exactly (DESIGN §3: onset F1 within 50 ms, pitch within 50 cents). The rule, for a canvas S
+exactly (onset F1 within 50 ms, pitch within 50 cents; docs/evaluation.md). The rule, for a canvas S
 pixels wide spanning the clip's T seconds exactly:
 
   horizontal start x0 (px)   -> onset     = x0 * T / S          (onsets on the mel frame grid)
@@ -198,7 +198,7 @@ def synthesize(strokes, seconds_per_px: float, sample_rate: int, num_samples: in
 
 
 def build(out_dir, opts, num_paintings: int | None) -> dict:
-  """Plan and write the corpus (called by builder.build_demo)."""
+  """Plan and write the corpus (called by demos.build_demo)."""
   n = DEFAULT_PAINTINGS if num_paintings is None else num_paintings
   if n < 3:
     raise ValueError(f'synesthesia needs at least 3 paintings, got {n}')

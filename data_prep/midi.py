@@ -1,7 +1,7 @@
 """MIDI -> audio with the FluidSynth command-line synthesiser, offline.
 
 The General MIDI soundfont is the one pretty_midi ships (TimGM6mb.sf2), so nothing is downloaded.
-The CLI is used (not pyfluidsynth) because it is the Debian package DESIGN §2 names and it renders
+The CLI is used (not pyfluidsynth) because it is a Debian package (`fluidsynth`) and it renders
 faster than real time with no Python audio loop.
 """
 

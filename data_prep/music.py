@@ -1,6 +1,6 @@
 """Music sources: find every recording and its raw label (era or composer), decoding nothing.
 
-Layouts (DESIGN §2), detected from the directory or named with --music_format:
+Layouts (docs/data_prep.md), detected from the directory or named with --music_format:
 
   maestro   <root>/maestro-v3.0.0.csv (any maestro-v*.csv) with canonical_composer,
             audio_filename, midi_filename; files under <root>/<year>/. When the audio file is

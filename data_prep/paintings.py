@@ -1,6 +1,6 @@
 """Painting sources: find every painting and its raw label, without decoding any pixels.
 
-Three layouts (DESIGN §2), detected from the directory or named with --paintings_format:
+Three layouts (docs/data_prep.md), detected from the directory or named with --paintings_format:
 
   wikiart  ArtGAN release: <root>/<Style>/<artist>_<title>.jpg, optionally with
            style_train.csv / style_val.csv (rows 'Style/file.jpg,<class index>', no header) in

@@ -4,7 +4,7 @@
 
 Writes <workdir>/eval/metrics_<step>.json and report_<step>.md and TensorBoard scalars under
 <workdir>/tensorboard/eval; trains and caches the era classifier in <workdir>/era_classifier/ on
-first use. Metrics and outputs: docs/evaluation_job.md.
+first use. Metrics and outputs: docs/evaluation.md.
 """
 
 from absl import flags

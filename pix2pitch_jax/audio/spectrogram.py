@@ -95,7 +95,7 @@ class MelParams:
     return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-# Defaults for the two resolutions of the thesis (DESIGN §1): 256 at 22 050 Hz, 512 at 44 100 Hz.
+# Defaults for the two resolutions of the Pix2Pitch thesis: 256 at 22 050 Hz, 512 at 44 100 Hz.
 # n_fft is large enough that no mel filter is empty at these band counts.
 MEL_256_22K = MelParams(sample_rate=22_050, image_size=256, n_fft=4096)
 MEL_512_22K = MelParams(sample_rate=22_050, image_size=512, n_fft=8192)

@@ -41,7 +41,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.lambda_L1 = 100.0
   c.model.use_dropout = True
   c.model.era_conditioning = False
-  c.model.conv_impl = 'gemm'  # see models.py: gemm | phases | depth_to_space | native
+  c.model.conv_impl = 'gemm'  # see models/pix2pix.py: gemm | phases | depth_to_space | native
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.lr = 2e-4

@@ -10,9 +10,9 @@ A dataset directory is a TensorFlow Datasets dataset in `array_record` format:
       pix2pitch_meta.json                                 audio parameters, eras, build info
 
 Each record is one painting/clip pair with the features in `make_features`. The mel image follows
-`pix2pitch_jax.audio` exactly; its parameters are in `pix2pitch_meta.json` under `mel_params`, so
-generation inverts what was built. No TensorFlow is needed to write or read (DESIGN §4: Image is
-fed PNG bytes, the mel is a plain Tensor).
+`audio/spectrogram.py` exactly; its parameters are in `pix2pitch_meta.json` under `mel_params`, so
+generation inverts what was built. No TensorFlow is needed to write or read (the Image feature is
+fed PNG bytes, the mel is a plain Tensor; an Image fed a numpy array would import TensorFlow).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Evaluation metrics (DESIGN §3): one tested function per metric.
+"""Evaluation metrics (definitions in docs/evaluation.md): one tested function per metric.
 
 Conventions. Spectrogram metrics take batches with the two spectrogram axes last,
 (..., n_mels, n_frames), and return one value per example (shape `...`), so they run jitted and

@@ -1,7 +1,7 @@
 """The pix2pix networks in Flax NNX: a U-Net generator and a PatchGAN discriminator.
 
 Architecture follows the reference pix2pix (Isola et al. 2017; pytorch-CycleGAN-and-pix2pix
-`unet_256` / `basic` D) and DESIGN §1:
+`unet_256` / `basic` D) and the Pix2Pitch thesis:
 
 * Generator: log2(S) encoder steps of 4x4 stride-2 convs with ngf * (1, 2, 4, 8, 8, ...) channels,
   LeakyReLU(0.2), no norm on the first and on the 1x1 bottleneck (a BatchNorm over one pixel of
@@ -18,7 +18,7 @@ synchronised BatchNorm, independent of how many devices hold it. This is what ma
 8-device runs agree. (pix2pix on several GPUs in PyTorch uses per-GPU statistics instead.)
 
 Strided convolutions (`conv_impl`). XLA:CPU differentiates strided (transposed) convs very
-slowly (DESIGN §4): the input gradient of a strided conv is a strided transposed conv and vice
+slowly: the input gradient of a strided conv is a strided transposed conv and vice
 versa. The 4x4 stride-2 layers therefore keep the reference 4x4 kernel as their parameter (same
 names and shapes as nnx.Conv / nnx.ConvTranspose) but can compute the identical function with
 stride-1 convs only:
@@ -38,7 +38,7 @@ stride-1 convs only:
 * `'native'`: `lax.conv_general_dilated` with stride 2 and `lax.conv_transpose` (what cuDNN
   prefers; the reference the others are tested against).
 
-All three give the same outputs for the same parameters up to float rounding
+All four give the same outputs for the same parameters up to float rounding
 (tests/test_models.py); only speed differs.
 """
 

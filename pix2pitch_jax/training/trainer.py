@@ -1,6 +1,6 @@
 """Training library: `train_and_evaluate(config, workdir)` trains pix2pix and returns a summary.
 
-The step (`make_train_step`) is one `jax.jit` program over a 1-D 'data' mesh: it updates D, then
+The step (`train_step`) is one `jax.jit` program over a 1-D 'data' mesh: it updates D, then
 G, exactly as pytorch pix2pix's `optimize_parameters` does (one G forward; D sees the detached
 fake; G's adversarial term uses the freshly updated D). The global batch is sharded over all
 devices of all hosts; BatchNorm statistics are therefore global-batch (synchronised) statistics.
