@@ -21,6 +21,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from pix2pitch_jax.core import workdir as workdir_lib
+
 # Anchors of the 'magma' colormap (dark -> light), linearly interpolated: readable in print and
 # for colour-blind readers, and matplotlib is not a dependency.
 _MAGMA = np.array([(0, 0, 4), (28, 16, 68), (79, 18, 123), (129, 37, 129), (181, 54, 122),
@@ -119,7 +121,7 @@ def write_gallery(out_dir: str | os.PathLike, entries: Sequence[GalleryEntry], *
           f'<h1>{e(title)}</h1><div class="meta">{e(subtitle)}</div>'
           f'<div class="grid">{"".join(_card(x) for x in entries)}</div>{skipped_html}'
           f'<script>{_AUDIO_PROBE}</script></body></html>\n')
-  path = pathlib.Path(out_dir) / 'index.html'
+  path = pathlib.Path(out_dir) / workdir_lib.GALLERY_INDEX
   path.write_text(page, encoding='utf-8')
   return path
 

@@ -184,7 +184,7 @@ def generate(workdir: str | os.PathLike, out_dir: str | os.PathLike, *,
               f'{griffin_lim_iters} iterations · seed {seed}')
   index_html = gallery.write_gallery(out_dir, entries, title=title, subtitle=subtitle,
                                      skipped=skipped)
-  manifest = out_dir / 'manifest.json'
+  manifest = out_dir / workdir_lib.GALLERY_MANIFEST
   manifest.write_text(json.dumps({
       'workdir': str(workdir), 'step': generator.step, 'seed': seed,
       'griffin_lim_iters': griffin_lim_iters, 'mel_params': params.to_dict(),
