@@ -65,6 +65,20 @@ def test_train_and_evaluate_writes_everything(trained):
   assert checkpointing.Checkpointer(workdir, read_only=True).all_steps() == [2, 4]
 
 
+@pytest.mark.parametrize('remaining, rate, expected', [
+    (100, 2.0, '0:00:50'), (7200, 1.0, '2:00:00'), (0, 0.0, '0:00:00'), (10**6, 0.0, '?'),
+    (10**6, 1e-12, '?'), (10, float('nan'), '?'), (10, -1.0, '?'), (10, float('inf'), '0:00:00'),
+])
+def test_format_eta_never_overflows(remaining, rate, expected):
+  assert trainer.format_eta(remaining, rate) == expected
+
+
+def test_progress_line_right_after_compilation_on_a_long_run():
+  """log_every_steps=1: the first report has rate 0 (no step timed yet); it used to crash."""
+  losses = dict.fromkeys(trainer.LOSS_KEYS, 0.5)
+  trainer._log_progress(1, 10**6, 0.0, 8, losses)
+
+
 def test_training_reduces_l1(tiny_dataset, tmp_path):
   """The mel of the tiny set is a function of the painting: L1 must fall steadily over 30 steps."""
   config = tiny_train_config(tiny_dataset, num_train_steps=30, checkpoint_every_steps=30,

@@ -47,6 +47,8 @@ State = dict[str, Any]
 # Parameter init only: XLA compiles RngBitGenerator much faster than threefry (~3 s vs ~15 s for
 # the init program on 2 CPU cores). Values are replicated, so this is deterministic.
 INIT_PRNG = 'rbg'
+# ETAs beyond this (~27 years) print as unknown: no rate that slow is a real estimate.
+MAX_ETA_SECONDS = 1e9
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -378,11 +380,27 @@ def _restore_or_init(config, meta, nets, mesh, ckpt, data_iter) -> tuple[State, 
   return state, shardings
 
 
+def format_eta(remaining_steps: int, rate: float) -> str:
+  """Time left at `rate` steps/s as H:MM:SS, or '?' when the rate gives no estimate.
+
+  The first report after compilation has a rate of ~0 (no step timed yet); the ETA is then
+  unknown, not a timedelta too large to build (OverflowError). Likewise for nan, negative or
+  absurdly small rates. An infinite rate means nothing left to wait for.
+  """
+  if remaining_steps <= 0:
+    return str(datetime.timedelta(0))
+  if not rate > 0:  # 0, negative or nan
+    return '?'
+  seconds = remaining_steps / rate
+  if not seconds < MAX_ETA_SECONDS:
+    return '?'
+  return str(datetime.timedelta(seconds=int(seconds)))
+
+
 def _log_progress(step: int, total: int, rate: float, batch_size: int, m: dict) -> None:
-  eta = datetime.timedelta(seconds=int((total - step) / max(rate, 1e-9)))
   logging.info('step %d/%d  %.2f steps/s  %.1f examples/s  ETA %s  G_GAN %.3f  G_L1 %.4f  '
-               'D_real %.3f  D_fake %.3f', step, total, rate, rate * batch_size, eta,
-               m['G_GAN'], m['G_L1'], m['D_real'], m['D_fake'])
+               'D_real %.3f  D_fake %.3f', step, total, rate, rate * batch_size,
+               format_eta(total - step, rate), m['G_GAN'], m['G_L1'], m['D_real'], m['D_fake'])
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
