@@ -8,6 +8,7 @@ import pytest
 
 from pix2pitch_jax.evaluation import era_classifier
 from pix2pitch_jax.evaluation import job as evaluation_job
+from pix2pitch_jax.training import summaries
 
 TINY_CLASSIFIER = era_classifier.ClassifierConfig(features=(8, 16), embedding_dim=16,
                                                   num_steps=30, batch_size=8)
@@ -41,7 +42,9 @@ def test_evaluate_writes_every_metric_with_baselines(stub_workdir):
   report = pathlib.Path(result['report_md']).read_text()
   assert '| l1_db |' in report and '## Per era' in report and '| baroque |' in report
   assert pathlib.Path(result['metrics_json']).name == 'metrics_4.json'
-  assert list((stub_workdir / 'tensorboard' / 'eval').glob('events.out.tfevents.*'))
+  tags = {v.tag for e in summaries.read_events(stub_workdir / 'tensorboard' / 'eval')
+          for v in e.summary.value}
+  assert {'model/l1_db', 'real/mel', 'model/mel', 'real/audio_1', 'era_mean/audio_0'} <= tags
   assert (stub_workdir / 'era_classifier' / era_classifier.INFO_FILE).exists()
 
 
