@@ -42,3 +42,18 @@ def test_params_validation_and_metadata_roundtrip():
   p = spectrogram.MEL_512_44K
   assert spectrogram.MelParams.from_dict(p.to_dict()) == p
   assert p.hop_length == 861
+
+
+def test_colorize_mel_is_magma_from_dark_to_light():
+  rgb = spectrogram.colorize_mel(np.array([[-1.0, 0.0, 1.0]]))
+  assert rgb.dtype == np.uint8 and rgb.shape == (1, 3, 3)
+  assert tuple(rgb[0, 0]) == (0, 0, 4) and tuple(rgb[0, 2]) == (252, 253, 191)
+  assert rgb[0, 0].sum() < rgb[0, 1].sum() < rgb[0, 2].sum()
+
+
+def test_colorize_mel_keeps_batch_dims_and_row_order():
+  mels = np.stack([np.linspace(1.0, -1.0, 8)[:, None].repeat(4, 1)] * 2)  # (2, 8, 4), loud on top
+  rgb = spectrogram.colorize_mel(mels)
+  assert rgb.shape == (2, 8, 4, 3)
+  np.testing.assert_array_equal(rgb[1], spectrogram.colorize_mel(mels[1]))
+  assert rgb[0, 0, 0].sum() > rgb[0, -1, 0].sum()  # not flipped: the stored top row stays on top

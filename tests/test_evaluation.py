@@ -9,6 +9,7 @@ import pytest
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.evaluation import job as evaluation_job
 from pix2pitch_jax.models import era_classifier as era_model
+from pix2pitch_jax.training import summaries
 
 TINY_CLASSIFIER = era_model.ClassifierConfig(features=(8, 16), embedding_dim=16,
                                                   num_steps=30, batch_size=8)
@@ -42,7 +43,9 @@ def test_evaluate_writes_every_metric_with_baselines(stub_workdir):
   report = pathlib.Path(result['report_md']).read_text()
   assert '| l1_db |' in report and '## Per era' in report and '| baroque |' in report
   assert pathlib.Path(result['metrics_json']).name == 'metrics_4.json'
-  assert list((stub_workdir / 'tensorboard' / 'eval').glob('events.out.tfevents.*'))
+  tags = {v.tag for e in summaries.read_events(stub_workdir / 'tensorboard' / 'eval')
+          for v in e.summary.value}
+  assert {'model/l1_db', 'real/mel', 'model/mel', 'real/audio_1', 'era_mean/audio_0'} <= tags
   assert (stub_workdir / 'era_classifier' / workdir_lib.ERA_CLASSIFIER_INFO).exists()
 
 

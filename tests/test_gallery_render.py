@@ -18,13 +18,6 @@ pytestmark = pytest.mark.skipif(
     reason='needs Chromium (make setup installs it)')
 
 
-def test_colorize_mel_is_magma_from_dark_to_light():
-  rgb = gallery.colorize_mel(np.array([[-1.0, 0.0, 1.0]]))
-  assert rgb.dtype == np.uint8 and rgb.shape == (1, 3, 3)
-  assert tuple(rgb[0, 0]) == (0, 0, 4) and tuple(rgb[0, 2]) == (252, 253, 191)
-  assert rgb[0, 0].sum() < rgb[0, 1].sum() < rgb[0, 2].sum()
-
-
 @pytest.fixture
 def generated_gallery(stub_workdir, tmp_path):
   """A split gallery (generated + reference audio) written by generation_job.generate."""

@@ -1,7 +1,8 @@
-"""train_and_evaluate end to end on the tiny dataset: outputs, 1 vs 8 devices, config errors,
-NaN stop, resume, and loading the generator for inference."""
+"""train_and_evaluate end to end on the tiny dataset: outputs, TensorBoard summaries, 1 vs 8
+devices, config errors, NaN stop, resume, and loading the generator for inference."""
 
 import glob
+import io
 import json
 import os
 import shutil
@@ -11,10 +12,14 @@ import sys
 import jax
 import numpy as np
 import pytest
+import soundfile
+from PIL import Image
 
 from pix2pitch_jax.runtime import checkpointing
 from pix2pitch_jax import inference
 from pix2pitch_jax.core import workdir as workdir_lib
+from pix2pitch_jax.data import records
+from pix2pitch_jax.training import summaries
 from pix2pitch_jax.training import trainer
 from conftest import tiny_config
 from pix2pitch_jax.core import configs
@@ -64,6 +69,42 @@ def test_train_and_evaluate_writes_everything(trained):
   with open(os.path.join(workdir, 'config.json')) as f:
     assert json.load(f)['model']['ngf'] == 8
   assert checkpointing.Checkpointer(workdir, read_only=True).all_steps() == [2, 4]
+
+
+def test_tensorboard_shows_magma_mels_and_griffin_lim_audio(trained, tiny_dataset):
+  """The final evaluation's examples: RGB paintings, coloured (not grey) mels, and num_images
+  reference and generated clips at the dataset's sample rate."""
+  workdir, _ = trained
+  params = records.read_meta(tiny_dataset).mel_params
+  values = {v.tag: v for e in summaries.read_events(os.path.join(workdir, 'tensorboard'))
+            if e.step == 4 for v in e.summary.value}
+  for tag in ('painting', 'target_mel', 'generated_mel'):
+    image = np.asarray(Image.open(io.BytesIO(values[tag].image.encoded_image_string)))
+    assert image.ndim == 3 and image.shape[-1] == 3, tag
+    if tag.endswith('_mel'):  # magma: the channels differ (grey would have R == G == B)
+      assert (image[..., 0] != image[..., 2]).mean() > 0.5, tag
+  for name in ('target_audio', 'generated_audio'):
+    for i in range(2):  # tiny.py: num_images = 2
+      audio = values[f'{name}/{i}'].audio
+      assert audio.sample_rate == params.sample_rate and audio.num_channels == 1
+      clip, rate = soundfile.read(io.BytesIO(audio.encoded_audio_string))
+      assert rate == params.sample_rate and clip.shape == (params.clip_samples,)
+      assert np.abs(clip).max() > 1e-3, (name, i)
+  assert 'target_audio/2' not in values
+
+
+@pytest.mark.parametrize('remaining, rate, expected', [
+    (100, 2.0, '0:00:50'), (7200, 1.0, '2:00:00'), (0, 0.0, '0:00:00'), (10**6, 0.0, '?'),
+    (10**6, 1e-12, '?'), (10, float('nan'), '?'), (10, -1.0, '?'), (10, float('inf'), '0:00:00'),
+])
+def test_format_eta_never_overflows(remaining, rate, expected):
+  assert trainer.format_eta(remaining, rate) == expected
+
+
+def test_progress_line_right_after_compilation_on_a_long_run():
+  """log_every_steps=1: the first report has rate 0 (no step timed yet); it used to crash."""
+  losses = dict.fromkeys(trainer.LOSS_KEYS, 0.5)
+  trainer._log_progress(1, 10**6, 0.0, 8, losses)
 
 
 def test_training_reduces_l1(tiny_dataset, tmp_path):

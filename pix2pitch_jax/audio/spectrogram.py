@@ -168,3 +168,22 @@ def image_to_power_mel(images: Any, params: MelParams) -> Any:
   """
   xp = _array_module(images)
   return params.ref_power * xp.power(10.0, image_to_db(images, params) / 10.0)
+
+
+# Anchors of the 'magma' colormap (dark -> light), linearly interpolated: readable in print and
+# for colour-blind readers, and matplotlib is not a dependency.
+_MAGMA = np.array([(0, 0, 4), (28, 16, 68), (79, 18, 123), (129, 37, 129), (181, 54, 122),
+                   (229, 80, 100), (251, 135, 97), (254, 194, 135), (252, 253, 191)], np.float32)
+
+
+def colorize_mel(image: np.ndarray) -> np.ndarray:
+  """Mel image(s) (..., H, W) in [-1, 1] -> uint8 RGB (..., H, W, 3) in the magma colormap.
+
+  Rows stay as stored (lowest band in the last row), so the picture reads as a spectrogram plot.
+  One colouring for every place a mel is shown (the gallery's PNGs, TensorBoard), so that the
+  same loudness looks the same everywhere; grey levels hide quiet detail that a colormap shows.
+  """
+  x = (np.clip(np.asarray(image, np.float32), -1.0, 1.0) + 1.0) / 2.0 * (len(_MAGMA) - 1)
+  low = np.minimum(np.floor(x).astype(int), len(_MAGMA) - 2)
+  frac = (x - low)[..., None]
+  return np.round(_MAGMA[low] * (1 - frac) + _MAGMA[low + 1] * frac).astype(np.uint8)

@@ -16,8 +16,9 @@ Griffin-Lim run in fixed-size batches sharded over all local devices ('data' mes
 statistics (Fréchet, diversity, descriptors, transcription) run on the host.
 
 Outputs: <workdir>/eval/metrics_<step>.json, <workdir>/eval/report_<step>.md, TensorBoard scalars
-under <workdir>/tensorboard/eval ('<system>/<metric>'), and the era classifier cached in
-<workdir>/era_classifier/ (trained on the dataset's real training mels if missing).
+under <workdir>/tensorboard/eval ('<system>/<metric>', with a few mels and clips of each system),
+and the era classifier cached in <workdir>/era_classifier/ (trained on the dataset's real training
+mels if missing).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ SYSTEMS = ('model', 'retrieval', 'era_mean')
 IMAGE_METRICS = ('l1_db', 'l2_db2', 'spectral_convergence', 'log_spectral_distance_db',
                  'mel_cepstral_distortion_db', 'ssim', 'psnr_db')
 NOTE_METRICS = ('onset_f1', 'onset_pitch_f1')
+TENSORBOARD_EXAMPLES = 2  # clips per system in TensorBoard: something to listen to, not a score
 # (metric, better) for the report's arrows; 'real' means closest to the real mels' value.
 DIRECTIONS = {
     'l1_db': 'lower', 'l2_db2': 'lower', 'spectral_convergence': 'lower',
@@ -302,6 +304,7 @@ def evaluate(workdir: str | os.PathLike, checkpoint: str | int = 'latest', split
   }
   render_kw = dict(n_iter=griffin_lim_iters, seed=seed, batch_size=batch_size, mesh=mesh)
   real = render(reference.mels, params, classifier, **render_kw)
+  rendered = {'real': real}
   result: dict[str, Any] = {
       'step': generator.step, 'split': split, 'num_examples': len(reference),
       'era_names': list(era_names), 'data_dir': str(data_dir),
@@ -310,22 +313,23 @@ def evaluate(workdir: str | os.PathLike, checkpoint: str | int = 'latest', split
       'real': score_real(reference, real, params, era_names, batch_size=batch_size, mesh=mesh),
   }
   for name in SYSTEMS:
-    system = render(mels[name], params, classifier, **render_kw)
+    system = rendered[name] = render(mels[name], params, classifier, **render_kw)
     result[name] = score_system(reference, real, system, params, era_names,
                                 batch_size=batch_size, mesh=mesh)
     # The ceiling next to every system, so each block reads on its own.
     result[name]['era_accuracy_real'] = result['real']['era_accuracy']
-  return write_outputs(paths, result)
+  return write_outputs(paths, result, examples=rendered)
 
 
-def write_outputs(paths: workdir_lib.Workdir, result: dict[str, Any]) -> dict[str, Any]:
+def write_outputs(paths: workdir_lib.Workdir, result: dict[str, Any], *,
+                  examples: dict[str, Rendered] | None = None) -> dict[str, Any]:
   paths.eval_dir.mkdir(parents=True, exist_ok=True)
   step = result['step']
   metrics_json = paths.eval_metrics(step)
   metrics_json.write_text(json.dumps(_json_safe(result), indent=2, sort_keys=True))
   report_md = paths.eval_report(step)
   report_md.write_text(render_report(result))
-  write_tensorboard(paths.eval_tensorboard, result)
+  write_tensorboard(paths.eval_tensorboard, result, examples=examples)
   logging.info('Evaluation written to %s and %s', metrics_json, report_md)
   return {'metrics': result, 'metrics_json': str(metrics_json), 'report_md': str(report_md),
           'step': step}
@@ -352,11 +356,24 @@ def scalar_items(result: dict[str, Any]) -> dict[str, float]:
   return out
 
 
-def write_tensorboard(log_dir: os.PathLike, result: dict[str, Any]) -> None:
+def write_tensorboard(log_dir: os.PathLike, result: dict[str, Any], *,
+                      examples: dict[str, Rendered] | None = None) -> None:
+  """Scalars '<system>/<metric>'; with `examples` (system -> Rendered), also the first
+  `TENSORBOARD_EXAMPLES` mels of each system ('<system>/mel', magma as in the gallery) and their
+  Griffin-Lim audio ('<system>/audio_<i>'), the same examples for every system so they compare.
+  """
   from tensorboardX import SummaryWriter
+  step, sample_rate = result['step'], result['mel_params']['sample_rate']
   with SummaryWriter(str(log_dir)) as writer:
     for tag, value in scalar_items(result).items():
-      writer.add_scalar(tag, value, result['step'])
+      writer.add_scalar(tag, value, step)
+    for name, rendered in (examples or {}).items():
+      n = min(TENSORBOARD_EXAMPLES, len(rendered.mels))
+      writer.add_images(f'{name}/mel', spectrogram.colorize_mel(rendered.mels[:n]), step,
+                        dataformats='NHWC')
+      for i in range(n):
+        writer.add_audio(f'{name}/audio_{i}', np.clip(rendered.clips[i], -1.0, 1.0), step,
+                         sample_rate=sample_rate)
 
 
 # ------------------------------------------------------------------------------------------------

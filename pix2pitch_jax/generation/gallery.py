@@ -1,4 +1,4 @@
-"""The listening page (index.html) and its helpers: spectrogram colouring, Chromium checks.
+"""The listening page (index.html) and what it needs: spectrogram PNGs, Chromium checks.
 
 The page is static HTML with relative links, so the output folder can be zipped, served or opened
 from disk. A few lines of inline script record, on every <audio> element, whether the browser
@@ -21,23 +21,12 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from pix2pitch_jax.audio.spectrogram import colorize_mel
 from pix2pitch_jax.core import workdir as workdir_lib
-
-# Anchors of the 'magma' colormap (dark -> light), linearly interpolated: readable in print and
-# for colour-blind readers, and matplotlib is not a dependency.
-_MAGMA = np.array([(0, 0, 4), (28, 16, 68), (79, 18, 123), (129, 37, 129), (181, 54, 122),
-                   (229, 80, 100), (251, 135, 97), (254, 194, 135), (252, 253, 191)], np.float32)
-
-
-def colorize_mel(image: np.ndarray) -> np.ndarray:
-  """Mel image (H, W) in [-1, 1] (low bands in the last row) -> uint8 RGB (H, W, 3), magma."""
-  x = (np.clip(np.asarray(image, np.float32), -1.0, 1.0) + 1.0) / 2.0 * (len(_MAGMA) - 1)
-  low = np.minimum(np.floor(x).astype(int), len(_MAGMA) - 2)
-  frac = (x - low)[..., None]
-  return np.round(_MAGMA[low] * (1 - frac) + _MAGMA[low + 1] * frac).astype(np.uint8)
 
 
 def save_mel_png(image: np.ndarray, path: str | os.PathLike) -> None:
+  """A mel image as a magma PNG, the colouring TensorBoard shows during training too."""
   Image.fromarray(colorize_mel(image), mode='RGB').save(path)
 
 

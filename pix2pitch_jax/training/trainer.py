@@ -8,7 +8,8 @@ The training state is a plain dict of arrays laid out like a checkpoint (checkpo
 it can be donated, sharded (replicated or FSDP) and saved without conversion.
 
 Resume order (big_vision): the newest restorable checkpoint in `<workdir>/checkpoints`, else a
-fresh initialisation from `config.seed`.
+fresh initialisation from `config.seed`. What a run shows (TensorBoard, metrics.jsonl) is written
+by summaries.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
-import json
 import math
 import time
 from typing import Any, Callable
@@ -34,6 +34,7 @@ from pix2pitch_jax.data import input_pipeline
 from pix2pitch_jax.models import pix2pix
 from pix2pitch_jax.data import records
 from pix2pitch_jax.runtime import sharding
+from pix2pitch_jax.training import summaries
 from pix2pitch_jax.core import configs
 from pix2pitch_jax.core import workdir as workdir_lib
 
@@ -43,6 +44,8 @@ State = dict[str, Any]
 # Parameter init only: XLA compiles RngBitGenerator much faster than threefry (~3 s vs ~15 s for
 # the init program on 2 CPU cores). Values are replicated, so this is deterministic.
 INIT_PRNG = 'rbg'
+# ETAs beyond this (~27 years) print as unknown: no rate that slow is a real estimate.
+MAX_ETA_SECONDS = 1e9
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -272,39 +275,6 @@ def jit_steps(nets: Networks, config, mesh, state_shardings) -> tuple[Callable, 
 
 # ----------------------------------------------------------------------------- observability
 
-class MetricsLog:
-  """TensorBoard event files (tensorboardX, no TensorFlow) + a JSONL log; process 0 only."""
-
-  def __init__(self, workdir: str, enabled: bool):
-    self._writer = self._jsonl = None
-    if enabled:
-      from tensorboardX import SummaryWriter
-      paths = workdir_lib.Workdir(workdir)
-      self._writer = SummaryWriter(str(paths.tensorboard))
-      self._jsonl = paths.metrics_jsonl.open('a')
-
-  def scalars(self, step: int, scalars: dict[str, float]) -> None:
-    if self._writer is None:
-      return
-    for name, value in scalars.items():
-      self._writer.add_scalar(name, value, step)
-    self._jsonl.write(json.dumps({'step': step, **scalars}) + '\n')
-    self._jsonl.flush()
-
-  def images(self, step: int, images: dict[str, np.ndarray]) -> None:
-    """(N,H,W,C) images in [-1, 1]."""
-    if self._writer is None:
-      return
-    for name, value in images.items():
-      self._writer.add_images(name, (np.asarray(value) + 1) / 2, step, dataformats='NHWC')
-    self._writer.flush()
-
-  def close(self) -> None:
-    if self._writer is not None:
-      self._writer.close()
-      self._jsonl.close()
-
-
 def check_finite(step: int, metrics: dict[str, float], last_checkpoint: int | None) -> None:
   bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
   if bad:
@@ -368,11 +338,27 @@ def _restore_or_init(config, meta, nets, mesh, ckpt, data_iter) -> tuple[State, 
   return state, shardings
 
 
+def format_eta(remaining_steps: int, rate: float) -> str:
+  """Time left at `rate` steps/s as H:MM:SS, or '?' when the rate gives no estimate.
+
+  The first report after compilation has a rate of ~0 (no step timed yet); the ETA is then
+  unknown, not a timedelta too large to build (OverflowError). Likewise for nan, negative or
+  absurdly small rates. An infinite rate means nothing left to wait for.
+  """
+  if remaining_steps <= 0:
+    return str(datetime.timedelta(0))
+  if not rate > 0:  # 0, negative or nan
+    return '?'
+  seconds = remaining_steps / rate
+  if not seconds < MAX_ETA_SECONDS:
+    return '?'
+  return str(datetime.timedelta(seconds=int(seconds)))
+
+
 def _log_progress(step: int, total: int, rate: float, batch_size: int, m: dict) -> None:
-  eta = datetime.timedelta(seconds=int((total - step) / max(rate, 1e-9)))
   logging.info('step %d/%d  %.2f steps/s  %.1f examples/s  ETA %s  G_GAN %.3f  G_L1 %.4f  '
-               'D_real %.3f  D_fake %.3f', step, total, rate, rate * batch_size, eta,
-               m['G_GAN'], m['G_L1'], m['D_real'], m['D_fake'])
+               'D_real %.3f  D_fake %.3f', step, total, rate, rate * batch_size,
+               format_eta(total - step, rate), m['G_GAN'], m['G_L1'], m['D_real'], m['D_fake'])
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -396,7 +382,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   data_iter = iter(data)
   ckpt = checkpointing.Checkpointer(workdir, save_every_steps=config.checkpoint_every_steps,
                                     keep=config.keep_checkpoints)
-  log = MetricsLog(workdir, enabled=jax.process_index() == 0)
+  log = summaries.TrainingSummaries(workdir, enabled=jax.process_index() == 0,
+                                    mel_params=meta.mel_params)
   try:
     state, shardings = _restore_or_init(config, meta, nets, mesh, ckpt, data_iter)
     train_fn, eval_fn = jit_steps(nets, config, mesh, shardings)
@@ -445,14 +432,18 @@ def _train_loop(config, state, data_iter, train_fn, eval_fn, mesh, ckpt, log, st
   return summary
 
 
-def _log_metrics(log: MetricsLog, step: int, config, rate: float, host: dict) -> None:
+def _log_metrics(log: summaries.TrainingSummaries, step: int, config, rate: float,
+                 host: dict) -> None:
   log.scalars(step, {**host, 'steps_per_s': rate, 'examples_per_s': rate * config.batch_size})
   _log_progress(step, config.num_train_steps, rate, config.batch_size, host)
 
 
-def _evaluate_and_log(eval_fn, state, config, mesh, log: MetricsLog, step: int) -> float:
+def _evaluate_and_log(eval_fn, state, config, mesh, log: summaries.TrainingSummaries,
+                      step: int) -> float:
   val_l1, images = evaluate(eval_fn, state, config, mesh)
   log.scalars(step, {'val_L1': val_l1})
-  log.images(step, images)
+  if images:
+    log.examples(step, paintings=images['painting'], target_mels=images['target_mel'],
+                 generated_mels=images['generated_mel'])
   logging.info('step %d: validation L1 %.4f', step, val_l1)
   return val_l1
