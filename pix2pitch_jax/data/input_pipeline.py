@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from pix2pitch_jax.data import records
+from pix2pitch_jax.data import batching, records
 
 LOAD_SCALE = 286 / 256  # pix2pix --load_size 286 for --crop_size 256
 TRAIN_KEYS = ('painting', 'mel', 'era')
@@ -127,7 +127,7 @@ def eval_batches(data_dir: str, split: str, *, global_batch_size: int, max_examp
                  process_count: int | None = None) -> Iterator[dict[str, np.ndarray]]:
   """This host's rows of fixed-order, unaugmented global batches over a split.
 
-  The last batch is padded by repeating examples; `mask` (b,) is 1.0 on real rows so metrics
+  The last global batch is padded (`data.batching`); `mask` (b,) is 1.0 on real rows so metrics
   average exactly over the split (or its first `max_examples`).
   """
   process_index = jax.process_index() if process_index is None else process_index
@@ -135,10 +135,12 @@ def eval_batches(data_dir: str, split: str, *, global_batch_size: int, max_examp
   source = records.open_split(data_dir, split)
   n = len(source) if max_examples <= 0 else min(max_examples, len(source))
   local = global_batch_size // process_count
-  num_batches = -(-n // global_batch_size)
-  for b in range(num_batches):
-    start = b * global_batch_size + process_index * local
-    rows = [to_model_inputs(source[i % n]) for i in range(start, start + local)]
-    batch = {k: np.stack([r[k] for r in rows]) for k in TRAIN_KEYS}
-    batch['mask'] = (np.arange(start, start + local) < n).astype(np.float32)
+  for batch_start in range(0, n, global_batch_size):
+    start = batch_start + process_index * local
+    real = range(start, min(start + local, n))
+    # A host whose rows all fall past the end still sends a (fully masked) batch: every host
+    # must take part in each sharded step.
+    rows = [to_model_inputs(source[i]) for i in (real or [n - 1])]
+    batch = {k: batching.pad_rows(np.stack([r[k] for r in rows]), local) for k in TRAIN_KEYS}
+    batch[batching.MASK] = (np.arange(local) < len(real)).astype(np.float32)
     yield batch

@@ -175,9 +175,10 @@ def generate(workdir: str | os.PathLike, out_dir: str | os.PathLike, *,
   out_dir.mkdir(parents=True, exist_ok=True)
   entries = []
   for i, x in enumerate(inputs):
-    entries.append(_write_outputs(out_dir, x, mels[i], clips[i],
-                                  None if references is None else references[i], params,
-                                  era_names, None if predicted is None else predicted[i]))
+    entries.append(_write_outputs(
+        out_dir, x, mel=mels[i], clip=clips[i],
+        reference_clip=None if references is None else references[i], params=params,
+        era_names=era_names, predicted_era=None if predicted is None else predicted[i]))
   title = f'Pix2Pitch: {"split " + split if split else images_dir}'
   subtitle = (f'{workdir} · step {generator.step} · {len(entries)} clip(s) of '
               f'{params.clip_seconds:g} s at {params.sample_rate} Hz · Griffin-Lim '
@@ -194,7 +195,7 @@ def generate(workdir: str | os.PathLike, out_dir: str | os.PathLike, *,
           'step': generator.step, 'count': len(entries), 'skipped': skipped}
 
 
-def _write_outputs(out_dir: pathlib.Path, x: GenerationInput, mel: np.ndarray, clip: np.ndarray,
+def _write_outputs(out_dir: pathlib.Path, x: GenerationInput, *, mel: np.ndarray, clip: np.ndarray,
                    reference_clip: np.ndarray | None, params: spectrogram.MelParams,
                    era_names: Sequence[str], predicted_era: str | None) -> gallery.GalleryEntry:
   from PIL import Image

@@ -327,7 +327,7 @@ def _write_config(config, workdir: str) -> None:
         config.to_json_best_effort(indent=2, sort_keys=True))
 
 
-def _restore_or_init(config, meta, nets, mesh, ckpt, data_iter) -> tuple[State, Any]:
+def _restore_or_init(config, meta, nets, mesh, *, ckpt, data_iter) -> tuple[State, Any]:
   target, shardings = abstract_state(config, meta, nets, mesh)
   restored = ckpt.restore(target, data_iter)
   if restored is None:
@@ -385,10 +385,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   log = summaries.TrainingSummaries(workdir, enabled=jax.process_index() == 0,
                                     mel_params=meta.mel_params)
   try:
-    state, shardings = _restore_or_init(config, meta, nets, mesh, ckpt, data_iter)
+    state, shardings = _restore_or_init(config, meta, nets, mesh, ckpt=ckpt, data_iter=data_iter)
     train_fn, eval_fn = jit_steps(nets, config, mesh, shardings)
     with checkpointing.StopSignal() as stop:
-      summary = _train_loop(config, state, data_iter, train_fn, eval_fn, mesh, ckpt, log, stop)
+      summary = _train_loop(config, state, data_iter=data_iter, train_fn=train_fn,
+                            eval_fn=eval_fn, mesh=mesh, ckpt=ckpt, log=log, stop=stop)
   finally:
     ckpt.close()
     log.close()
@@ -397,7 +398,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   return summary
 
 
-def _train_loop(config, state, data_iter, train_fn, eval_fn, mesh, ckpt, log, stop) -> dict:
+def _train_loop(config, state, *, data_iter, train_fn, eval_fn, mesh, ckpt, log, stop) -> dict:
   start = int(jax.device_get(state['progress']['step']))
   summary: dict[str, Any] = {'resumed_from': start or None, 'preempted': False, 'val_L1': None,
                              'step': start}
@@ -419,7 +420,7 @@ def _train_loop(config, state, data_iter, train_fn, eval_fn, mesh, ckpt, log, st
       summary.update(host)
     timer.pause()
     if final or (config.eval_every_steps and step % config.eval_every_steps == 0):
-      summary['val_L1'] = _evaluate_and_log(eval_fn, state, config, mesh, log, step)
+      summary['val_L1'] = _evaluate_and_log(eval_fn, state, config, mesh=mesh, log=log, step=step)
     if save and ckpt.save(step, state, data_iter, force=final or preempt):
       last_saved = step
     timer.resume()
@@ -438,7 +439,7 @@ def _log_metrics(log: summaries.TrainingSummaries, step: int, config, rate: floa
   _log_progress(step, config.num_train_steps, rate, config.batch_size, host)
 
 
-def _evaluate_and_log(eval_fn, state, config, mesh, log: summaries.TrainingSummaries,
+def _evaluate_and_log(eval_fn, state, config, *, mesh, log: summaries.TrainingSummaries,
                       step: int) -> float:
   val_l1, images = evaluate(eval_fn, state, config, mesh)
   log.scalars(step, {'val_L1': val_l1})
