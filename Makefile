@@ -10,7 +10,7 @@ DEMO ?= synesthesia
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup system-packages test lock demo bench clean-demo
+.PHONY: setup system-packages test lint lock demo bench clean-demo
 
 # System packages: FluidSynth renders MIDI to audio; Chromium renders the gallery in tests;
 # python3-venv is what Debian splits out of Python for `-m venv`. Skipped when already present,
@@ -41,6 +41,17 @@ setup: system-packages $(STAMP)
 
 test: setup
 	$(PY) -m pytest -q -n 2 tests
+
+# Lint, format, types, import contracts (configured in pyproject.toml). Needs no system packages.
+# Every check runs, so one run shows every finding; the target fails if any of them failed.
+LINTERS := "ruff check ." "ruff format --check ." "mypy" "lint-imports"
+lint: $(STAMP)
+	@failed=""; \
+	for linter in $(LINTERS); do \
+	  echo "[lint] $$linter"; \
+	  $(VENV)/bin/$$linter || failed="$$failed, $$linter"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "[lint] failed: $${failed#, }"; exit 1; fi
 
 # Resolve the ranges in pyproject.toml into $(LOCK): every package pinned with its hashes, for
 # Python 3.11 on Linux x86-64, with the dev and tensorboard extras. Pins already in the lock are
