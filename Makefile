@@ -4,12 +4,13 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 DEMO_DIR ?= runs/demo
 DEMO ?= synesthesia
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup system-packages test demo bench clean-demo
+.PHONY: setup system-packages test lint lock demo bench clean-demo
 
 # System packages: FluidSynth renders MIDI to audio; Chromium renders the gallery in tests;
 # python3-venv is what Debian splits out of Python for `-m venv`. Skipped when already present,
@@ -25,18 +26,41 @@ system-packages:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	else echo "[setup] system packages present"; fi
 
-# The stamp depends on requirements.txt, so editing it reinstalls; otherwise this is a no-op.
-$(STAMP): requirements.txt
-	@echo "[setup] creating $(VENV) and installing requirements.txt"
+# The stamp depends on the lock and pyproject.toml (package metadata, console scripts), so editing
+# either reinstalls; otherwise this is a no-op. Every package comes from the lock, checked against its
+# hashes; the project itself is installed editable without dependencies on top.
+$(STAMP): $(LOCK) pyproject.toml
+	@echo "[setup] creating $(VENV) and installing $(LOCK)"
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -r requirements.txt
+	@$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	@$(PY) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
 setup: system-packages $(STAMP)
 
 test: setup
 	$(PY) -m pytest -q -n 2 tests
+
+# Lint, format, types, import contracts (configured in pyproject.toml). Needs no system packages.
+# Every check runs, so one run shows every finding; the target fails if any of them failed.
+LINTERS := "ruff check ." "ruff format --check ." "mypy" "lint-imports"
+lint: $(STAMP)
+	@failed=""; \
+	for linter in $(LINTERS); do \
+	  echo "[lint] $$linter"; \
+	  $(VENV)/bin/$$linter || failed="$$failed, $$linter"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "[lint] failed: $${failed#, }"; exit 1; fi
+
+# Resolve the ranges in pyproject.toml into $(LOCK): every package pinned with its hashes, for
+# Python 3.11 on Linux x86-64, with the dev and tensorboard extras. Pins already in the lock are
+# kept while pyproject.toml still allows them; `make lock UPGRADE=1` moves every pin to the newest
+# allowed release. Commit the result; the next make target reinstalls from it.
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra tensorboard \
+	  --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes \
+	  $(if $(UPGRADE),--upgrade) --custom-compile-command "make lock" --quiet -o $(LOCK)
 
 demo: setup
 	$(PY) -m pix2pitch_jax.demo --demo=$(DEMO) --workdir=$(DEMO_DIR)
