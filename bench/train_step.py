@@ -75,7 +75,7 @@ def bench_one(size: int, batch: int) -> str:
   from pix2pitch_jax.core import configs
   from pix2pitch_jax.data import records
   from pix2pitch_jax.runtime import sharding
-  from pix2pitch_jax.training import trainer
+  from pix2pitch_jax.training import loop, pix2pix_task
 
   config = configs.default_config()
   config.image_size, config.batch_size, config.dtype = size, batch, _DTYPE.value
@@ -83,9 +83,9 @@ def bench_one(size: int, batch: int) -> str:
   meta = records.DatasetMeta(spectrogram.MelParams(image_size=size), ('a', 'b'))
   mesh = sharding.make_mesh()
   sharding.check_global_batch(batch, mesh)
-  nets = trainer.make_networks(config, meta)
-  state, shardings = trainer.create_train_state(config, meta, nets, mesh)
-  train_fn, _ = trainer.jit_steps(nets, config, mesh, shardings)
+  task = pix2pix_task.Pix2PixTask(config, meta)
+  state, shardings = loop.create_state(task, mesh)
+  train_fn = loop.jit_train_step(task, mesh, shardings)
   rng = np.random.default_rng(0)
   batch_np = {'painting': rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32),
               'mel': rng.uniform(-1, 1, (batch, size, size, 1)).astype(np.float32),

@@ -25,10 +25,10 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main() -> None:
-  from pix2pitch_jax.runtime import sharding  # noqa: PLC0415 -- JAX after flag parsing
+  from pix2pitch_jax.runtime import sharding  # JAX only after flag parsing
 
   sharding.maybe_initialize_distributed()  # before any other JAX call
-  from pix2pitch_jax.training import trainer  # noqa: PLC0415 -- after distributed init
+  from pix2pitch_jax.training import trainer  # only after distributed init
 
   summary = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   logging.info('summary: %s', json.dumps(summary, default=str))

@@ -8,7 +8,7 @@ from pix2pitch_jax.runtime import checkpointing
 from pix2pitch_jax import inference
 from pix2pitch_jax.data import records
 from pix2pitch_jax.runtime import sharding
-from pix2pitch_jax.training import trainer
+from pix2pitch_jax.training import loop, pix2pix_task, trainer
 from conftest import tiny_config
 
 
@@ -36,8 +36,7 @@ def test_keeps_last_k_and_falls_back_when_latest_is_corrupt(tiny_dataset, tmp_pa
   _corrupt(pathlib.Path(ckpt.directory) / '3')
 
   meta = records.read_meta(tiny_dataset)
-  nets = trainer.make_networks(config, meta)
-  target, _ = trainer.abstract_state(config, meta, nets, sharding.make_mesh())
+  target, _ = loop.abstract_state(pix2pix_task.Pix2PixTask(config, meta), sharding.make_mesh())
   step, state = ckpt.restore(target)
   assert step == 2 and int(state['progress']['step']) == 2
   assert 'Checkpoint 3' in caplog.text and 'failed to restore' in caplog.text

@@ -20,7 +20,7 @@ from pix2pitch_jax import inference
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.data import records
 from pix2pitch_jax.training import summaries
-from pix2pitch_jax.training import trainer
+from pix2pitch_jax.training import loop, pix2pix_task, trainer
 from conftest import tiny_config
 from pix2pitch_jax.core import configs
 
@@ -52,7 +52,7 @@ def trained(tiny_dataset, tmp_path_factory):
 def test_train_and_evaluate_writes_everything(trained):
   workdir, summary = trained
   assert summary['step'] == 4 and summary['resumed_from'] is None and not summary['preempted']
-  for key in trainer.LOSS_KEYS + ('G_loss', 'D_loss', 'D_real_mean', 'D_fake_mean'):
+  for key in pix2pix_task.LOSS_KEYS + ('G_loss', 'D_loss', 'D_real_mean', 'D_fake_mean'):
     assert np.isfinite(summary[key]), key
   # Untrained-GAN sanity: BCE near log 2, D outputs near 0.5, L1 of a tanh net vs targets.
   assert 0.3 < summary['D_real'] < 1.5 and 0.3 < summary['D_fake'] < 1.5
@@ -98,13 +98,15 @@ def test_tensorboard_shows_magma_mels_and_griffin_lim_audio(trained, tiny_datase
     (10**6, 1e-12, '?'), (10, float('nan'), '?'), (10, -1.0, '?'), (10, float('inf'), '0:00:00'),
 ])
 def test_format_eta_never_overflows(remaining, rate, expected):
-  assert trainer.format_eta(remaining, rate) == expected
+  assert loop.format_eta(remaining, rate) == expected
 
 
 def test_progress_line_right_after_compilation_on_a_long_run():
   """log_every_steps=1: the first report has rate 0 (no step timed yet); it used to crash."""
-  losses = dict.fromkeys(trainer.LOSS_KEYS, 0.5)
-  trainer._log_progress(1, 10**6, 0.0, 8, losses)
+  losses = dict.fromkeys(pix2pix_task.LOSS_KEYS, 0.5)
+  line = loop.progress_line(step=1, total=10**6, rate=0.0, batch_size=8, metrics=losses,
+                            keys=pix2pix_task.LOSS_KEYS)
+  assert 'ETA ?' in line and 'G_L1 0.5' in line
 
 
 def test_training_reduces_l1(tiny_dataset, tmp_path):
@@ -122,7 +124,7 @@ def test_one_and_eight_devices_give_the_same_losses(trained, tiny_dataset, tmp_p
   trainer.train_and_evaluate(tiny_train_config(tiny_dataset, num_devices=1), str(tmp_path))
   rows1, rows8 = read_metrics(str(tmp_path)), read_metrics(workdir8)
   for r1, r8 in zip(rows1, rows8):
-    for key in trainer.LOSS_KEYS + ('D_real_mean', 'D_fake_mean'):
+    for key in pix2pix_task.LOSS_KEYS + ('D_real_mean', 'D_fake_mean'):
       if key in r1:
         np.testing.assert_allclose(r1[key], r8[key], rtol=DEVICE_COUNT_RTOL, err_msg=key)
 
@@ -131,7 +133,7 @@ def test_fsdp_shards_params_and_optimizer_state(tiny_dataset, tmp_path):
   """Params and Adam state sharded over 'data': trains, checkpoints, loads sharded."""
   summary = trainer.train_and_evaluate(tiny_train_config(tiny_dataset, fsdp=True, num_train_steps=2),
                                        str(tmp_path))
-  assert all(np.isfinite(summary[k]) for k in trainer.LOSS_KEYS)
+  assert all(np.isfinite(summary[k]) for k in pix2pix_task.LOSS_KEYS)
   gen = inference.load_generator(str(tmp_path))
   kernel = gen.variables['params']['down_convs'][3]['kernel']  # (4, 4, 32, 64)
   assert kernel.sharding.spec == jax.sharding.PartitionSpec(None, None, None, 'data')
@@ -152,10 +154,10 @@ def test_config_errors_are_clear_and_early(tiny_dataset, tmp_path, overrides, me
 
 
 def test_small_batches_use_fewer_devices(tiny_dataset):
-  assert trainer.mesh_size(tiny_train_config(tiny_dataset, batch_size=4)) == 4
-  assert trainer.mesh_size(tiny_train_config(tiny_dataset, batch_size=6)) == 6
-  assert trainer.mesh_size(tiny_train_config(tiny_dataset, batch_size=16)) == 8
-  assert trainer.mesh_size(tiny_train_config(tiny_dataset, batch_size=4, num_devices=2)) == 2
+  assert loop.mesh_size(tiny_train_config(tiny_dataset, batch_size=4)) == 4
+  assert loop.mesh_size(tiny_train_config(tiny_dataset, batch_size=6)) == 6
+  assert loop.mesh_size(tiny_train_config(tiny_dataset, batch_size=16)) == 8
+  assert loop.mesh_size(tiny_train_config(tiny_dataset, batch_size=4, num_devices=2)) == 2
 
 
 def test_unknown_config_field(tiny_dataset, tmp_path):
@@ -194,14 +196,14 @@ def test_cli_reports_a_bad_value_in_one_line(tiny_dataset, tmp_path):
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_path,
                                                               monkeypatch):
-  real_step = trainer.train_step
+  real_step = pix2pix_task.train_step
 
   def poisoned_step(nets, model_config, state, batch):
     new_state, metrics = real_step(nets, model_config, state, batch)
     poison = jax.numpy.where(state['progress']['step'] >= 2, jax.numpy.nan, 0.0)
     return new_state, dict(metrics, G_GAN=metrics['G_GAN'] + poison)
 
-  monkeypatch.setattr(trainer, 'train_step', poisoned_step)
+  monkeypatch.setattr(pix2pix_task, 'train_step', poisoned_step)
   with pytest.raises(FloatingPointError, match=r'non-finite .* step 3: .*G_GAN.*step 2\) is intact'):
     trainer.train_and_evaluate(tiny_train_config(tiny_dataset), str(tmp_path))
   assert checkpointing.Checkpointer(str(tmp_path), read_only=True).all_steps() == [2]

@@ -15,7 +15,7 @@ from pix2pitch_jax.runtime import checkpointing
 from pix2pitch_jax.data import records
 from pix2pitch_jax.runtime import sharding
 from pix2pitch_jax.core import workdir as workdir_lib
-from pix2pitch_jax.training import trainer
+from pix2pitch_jax.training import loop, pix2pix_task, trainer
 from conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,8 +55,7 @@ def _config(data_dir, overrides):
 def _restore(data_dir, workdir, overrides):
   config = _config(data_dir, overrides)
   meta = records.read_meta(data_dir)
-  nets = trainer.make_networks(config, meta)
-  target, _ = trainer.abstract_state(config, meta, nets, sharding.make_mesh())
+  target, _ = loop.abstract_state(pix2pix_task.Pix2PixTask(config, meta), sharding.make_mesh())
   return checkpointing.Checkpointer(workdir, read_only=True).restore(target)
 
 

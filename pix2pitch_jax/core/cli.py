@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from absl import app
+from absl import app, flags
 
 from pix2pitch_jax.core import configs, logs
 
@@ -39,6 +39,7 @@ def run(main: Callable[[], object], *, user_errors: tuple[type[BaseException], .
     except USER_ERRORS + user_errors as e:
       sys.exit(f'error: {e}')
 
+  _adopt_main_module(main)
   try:
     app.run(wrapped, flags_parser=_parse_flags)
   except SystemExit as e:
@@ -49,6 +50,22 @@ def run(main: Callable[[], object], *, user_errors: tuple[type[BaseException], .
 
 
 _HELP_FLAGS = {'--help', '-h', '-?', '--helpshort', '--helpfull', '--helpxml'}
+
+
+def _adopt_main_module(main: Callable[[], object]) -> None:
+  """Make a console script's `--help` show its module's docstring and flags.
+
+  absl's `--help` lists the key flags of the `__main__` module; a console script's `__main__` is
+  a generated stub, so the flags and usage text of the module that defines `main` are lent to it.
+  """
+  module = sys.modules[main.__module__]
+  if module.__name__ == '__main__':
+    return
+  for flag in flags.FLAGS.get_key_flags_for_module(module.__name__):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  main_module = sys.modules['__main__']
+  if not main_module.__doc__:
+    main_module.__doc__ = module.__doc__
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

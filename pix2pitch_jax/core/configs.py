@@ -17,6 +17,7 @@ import ml_collections
 def default_config() -> ml_collections.ConfigDict:
   """Every field the trainer reads, with pix2pix's defaults. experiments/*.py start from this."""
   c = ml_collections.ConfigDict()
+  c.family = 'pix2pix'         # the model family (training/trainer.py: FAMILIES)
   c.data_dir = ''              # dataset built by data_prep (records format); required
   c.image_size = 256           # must equal the dataset's mel image size
   c.batch_size = 1             # global, over all devices and hosts

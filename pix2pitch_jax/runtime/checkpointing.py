@@ -1,6 +1,7 @@
 """Orbax checkpoints: the one home for saving, resuming and loading training state.
 
-One checkpoint per saved step under `<workdir>/checkpoints/<step>/`, with these items:
+One checkpoint per saved step under `<workdir>/checkpoints/<step>/`, with one item per top-level
+entry of the training state, whatever the model family, plus the input position. For pix2pix:
 
     generator       {'params', 'batch_stats'} of the U-Net (all inference needs)
     discriminator   {'params', 'batch_stats'} of the PatchGAN
@@ -32,7 +33,6 @@ from orbax.checkpoint import checkpoint_managers
 from pix2pitch_jax.core import workdir as workdir_lib
 
 GENERATOR_ITEM = 'generator'  # all that inference restores
-MODEL_ITEMS = (GENERATOR_ITEM, 'discriminator', 'opt_state', 'progress')
 ITERATOR_ITEM = 'data_iterator'
 
 
@@ -45,7 +45,7 @@ def checkpoint_dir(workdir: str | os.PathLike) -> epath.Path:
 
 
 class Checkpointer:
-  """Save/restore of the full training state (a dict of the MODEL_ITEMS) + data iterator."""
+  """Save/restore of a training state (a dict of items, each a pytree) + the data iterator."""
 
   def __init__(self, workdir: str | os.PathLike, *, save_every_steps: int = 1000, keep: int = 3,
                read_only: bool = False):
@@ -68,7 +68,7 @@ class Checkpointer:
   def save(self, step: int, state: dict[str, Any], data_iterator: Any = None, *,
            force: bool = False) -> bool:
     """Start an async save if `step` is due (or `force`); returns whether it saves."""
-    args = {name: ocp.args.StandardSave(state[name]) for name in MODEL_ITEMS}
+    args = {name: ocp.args.StandardSave(value) for name, value in state.items()}
     if data_iterator is not None:
       args[ITERATOR_ITEM] = grain.checkpoint.CheckpointSave(data_iterator)
     return self._manager.save(step, args=ocp.args.Composite(**args), force=force)
@@ -77,7 +77,7 @@ class Checkpointer:
               step: int | None = None) -> tuple[int, dict[str, Any]] | None:
     """Restore `step` (default: the newest restorable) into `abstract_state`'s shardings.
 
-    `abstract_state` holds jax.ShapeDtypeStructs (with shardings) for a subset of MODEL_ITEMS;
+    `abstract_state` holds jax.ShapeDtypeStructs (with shardings) for a subset of the items;
     only those items are read. Returns (step, state) or None when there is no checkpoint.
     The data iterator, if given, is restored in place.
     """
