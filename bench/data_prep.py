@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
-from data_prep import demos, workers  # noqa: E402
+from data_prep import demos, workers
 
 
 def _build(name, out, n_workers, **kw):
@@ -36,12 +36,16 @@ def main():
   for n in (1, cores):
     report, wall, examples = _build('synesthesia', f'{args.out}/syn_w{n}', n)
     rates[n] = report['throughput']['clips_per_s']
-    print(f'synesthesia, {n} worker(s): {examples} examples, writing {rates[n]:.1f} clips/s, '
-          f'build wall {wall:.1f} s')
+    print(
+      f'synesthesia, {n} worker(s): {examples} examples, writing {rates[n]:.1f} clips/s, '
+      f'build wall {wall:.1f} s'
+    )
   print(f'speed-up {cores} workers vs 1: {rates[cores] / rates[1]:.2f}x')
   report, wall, examples = _build('eras', f'{args.out}/eras', cores)
-  print(f'eras demo, {cores} worker(s): {examples} examples (music21 -> MIDI -> FluidSynth -> '
-        f'mel), build wall {wall:.1f} s, writing {report["throughput"]["clips_per_s"]:.1f} clips/s')
+  print(
+    f'eras demo, {cores} worker(s): {examples} examples (music21 -> MIDI -> FluidSynth -> '
+    f'mel), build wall {wall:.1f} s, writing {report["throughput"]["clips_per_s"]:.1f} clips/s'
+  )
   start = time.perf_counter()
   demos.build_demo('eras', f'{args.out}/eras', workers=cores, progress=False)
   print(f'eras demo again on the complete directory (resume): {time.perf_counter() - start:.2f} s')

@@ -15,57 +15,94 @@ from absl import app, flags, logging
 from data_prep import builder, demos, music, paintings
 from pix2pitch_jax.core import cli
 
-_PAINTINGS = flags.DEFINE_string('paintings', None, 'Root of the paintings (see --paintings_format).')
+_PAINTINGS = flags.DEFINE_string(
+  'paintings', None, 'Root of the paintings (see --paintings_format).'
+)
 _MUSIC = flags.DEFINE_string('music', None, 'Root of the music (see --music_format).')
-_DEMO = flags.DEFINE_enum('demo', None, list(demos.DEMOS),
-                          'Build a built-in demo corpus instead of reading --paintings/--music.')
+_DEMO = flags.DEFINE_enum(
+  'demo',
+  None,
+  list(demos.DEMOS),
+  'Build a built-in demo corpus instead of reading --paintings/--music.',
+)
 _OUT = flags.DEFINE_string('out', None, 'Output dataset directory (created; resumable).')
-_PAINTINGS_FORMAT = flags.DEFINE_enum('paintings_format', 'auto', list(paintings.FORMATS),
-                                      'Layout of --paintings; auto detects it.')
-_MUSIC_FORMAT = flags.DEFINE_enum('music_format', 'auto', list(music.FORMATS),
-                                  'Layout of --music; auto detects it.')
-_IMAGE_SIZE = flags.DEFINE_integer('image_size', None,
-                                   'Side S of paintings and mel images (power of two). Default 256; '
-                                   'demos 128.')
+_PAINTINGS_FORMAT = flags.DEFINE_enum(
+  'paintings_format', 'auto', list(paintings.FORMATS), 'Layout of --paintings; auto detects it.'
+)
+_MUSIC_FORMAT = flags.DEFINE_enum(
+  'music_format', 'auto', list(music.FORMATS), 'Layout of --music; auto detects it.'
+)
+_IMAGE_SIZE = flags.DEFINE_integer(
+  'image_size', None, 'Side S of paintings and mel images (power of two). Default 256; demos 128.'
+)
 _SAMPLE_RATE = flags.DEFINE_integer('sample_rate', 22_050, 'Audio sample rate (Hz).')
 _CLIP_SECONDS = flags.DEFINE_float('clip_seconds', None, 'Clip length in s. Default 10; demos 4.')
-_N_FFT = flags.DEFINE_integer('n_fft', None, 'STFT size; default from audio.default_mel_params '
-                              '(demos 2048).')
+_N_FFT = flags.DEFINE_integer(
+  'n_fft', None, 'STFT size; default from audio.default_mel_params (demos 2048).'
+)
 _FMIN = flags.DEFINE_float('fmin', None, 'Lowest mel band edge in Hz (0; synesthesia 400).')
-_FMAX = flags.DEFINE_float('fmax', None, 'Highest mel band edge in Hz (sample_rate / 2; '
-                           'synesthesia 2400).')
-_CLIP_HOP = flags.DEFINE_float('clip_hop_seconds', None,
-                               'Step between clip starts in a recording; default = clip_seconds.')
-_SILENCE_DB = flags.DEFINE_float('silence_db', -60.0,
-                                 'Clips quieter than this RMS dBFS (after peak normalisation) are '
-                                 'skipped.')
-_MAX_CLIPS = flags.DEFINE_integer('max_clips_per_recording', None,
-                                  'Use at most this many (evenly spaced) clips per recording.')
+_FMAX = flags.DEFINE_float(
+  'fmax', None, 'Highest mel band edge in Hz (sample_rate / 2; synesthesia 2400).'
+)
+_CLIP_HOP = flags.DEFINE_float(
+  'clip_hop_seconds', None, 'Step between clip starts in a recording; default = clip_seconds.'
+)
+_SILENCE_DB = flags.DEFINE_float(
+  'silence_db', -60.0, 'Clips quieter than this RMS dBFS (after peak normalisation) are skipped.'
+)
+_MAX_CLIPS = flags.DEFINE_integer(
+  'max_clips_per_recording', None, 'Use at most this many (evenly spaced) clips per recording.'
+)
 _K = flags.DEFINE_integer('clips_per_painting', None, 'K: clips paired with each painting (1).')
-_VAL = flags.DEFINE_float('val_fraction', None, 'Fraction of paintings/recordings per era in '
-                          'validation (0.1; synesthesia 0.125).')
+_VAL = flags.DEFINE_float(
+  'val_fraction',
+  None,
+  'Fraction of paintings/recordings per era in validation (0.1; synesthesia 0.125).',
+)
 _TEST = flags.DEFINE_float('test_fraction', None, 'Same for test.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the pairing (splits depend only on ids).')
-_ERA_SET = flags.DEFINE_string('era_set', None, "Named era set ('thesis', 'music21', 'all') or a "
-                               'comma list of eras. Default thesis; eras demo music21.')
-_ERA_OVERRIDES = flags.DEFINE_string('era_overrides', None,
-                                     'JSON file merged over data_prep/eras.json.')
-_IMAGE_MODE = flags.DEFINE_enum('image_mode', 'crop', ['crop', 'scale'],
-                                'crop: shorter side to S then centre crop; scale: squash to S x S '
-                                '(the thesis).')
+_ERA_SET = flags.DEFINE_string(
+  'era_set',
+  None,
+  "Named era set ('thesis', 'music21', 'all') or a "
+  'comma list of eras. Default thesis; eras demo music21.',
+)
+_ERA_OVERRIDES = flags.DEFINE_string(
+  'era_overrides', None, 'JSON file merged over data_prep/eras.json.'
+)
+_IMAGE_MODE = flags.DEFINE_enum(
+  'image_mode',
+  'crop',
+  ['crop', 'scale'],
+  'crop: shorter side to S then centre crop; scale: squash to S x S (the thesis).',
+)
 _SHARD_SIZE = flags.DEFINE_integer('shard_size', None, 'Examples per shard (500; demos 64).')
-_MAX_PAINTINGS = flags.DEFINE_integer('max_paintings', None,
-                                      'Use only the first N paintings (quick trial runs); for '
-                                      'demos, the corpus size.')
+_MAX_PAINTINGS = flags.DEFINE_integer(
+  'max_paintings',
+  None,
+  'Use only the first N paintings (quick trial runs); for demos, the corpus size.',
+)
 _WORKERS = flags.DEFINE_integer('workers', None, 'Worker processes; default = CPU cores.')
-_STRICT = flags.DEFINE_bool('strict', False, 'Fail on the first skipped input instead of '
-                            'listing it in the report.')
-_OVERWRITE = flags.DEFINE_bool('overwrite', False,
-                               'Replace a different build found in --out (else it is an error).')
+_STRICT = flags.DEFINE_bool(
+  'strict', False, 'Fail on the first skipped input instead of listing it in the report.'
+)
+_OVERWRITE = flags.DEFINE_bool(
+  'overwrite', False, 'Replace a different build found in --out (else it is an error).'
+)
 
-for _name in ('image_size', 'clip_seconds', 'n_fft', 'fmax', 'clip_hop_seconds',
-              'max_clips_per_recording',
-              'clips_per_painting', 'shard_size', 'max_paintings', 'workers', 'sample_rate'):
+for _name in (
+  'image_size',
+  'clip_seconds',
+  'n_fft',
+  'fmax',
+  'clip_hop_seconds',
+  'max_clips_per_recording',
+  'clips_per_painting',
+  'shard_size',
+  'max_paintings',
+  'workers',
+  'sample_rate',
+):
   flags.register_validator(_name, lambda v: v is None or v > 0, f'--{_name} must be positive')
 for _name in ('val_fraction', 'test_fraction'):
   flags.register_validator(_name, lambda v: v is None or 0 <= v < 1, f'--{_name} must be in [0, 1)')
@@ -74,11 +111,28 @@ flags.mark_flag_as_required('out')
 
 def _options() -> dict:
   """Flags the user set (None = keep the builder's or the demo's default)."""
-  names = ('image_size', 'sample_rate', 'clip_seconds', 'n_fft', 'fmin', 'fmax',
-           'clip_hop_seconds', 'silence_db',
-           'max_clips_per_recording', 'clips_per_painting', 'val_fraction', 'test_fraction',
-           'seed', 'era_set', 'era_overrides', 'image_mode', 'shard_size', 'workers', 'strict',
-           'overwrite')
+  names = (
+    'image_size',
+    'sample_rate',
+    'clip_seconds',
+    'n_fft',
+    'fmin',
+    'fmax',
+    'clip_hop_seconds',
+    'silence_db',
+    'max_clips_per_recording',
+    'clips_per_painting',
+    'val_fraction',
+    'test_fraction',
+    'seed',
+    'era_set',
+    'era_overrides',
+    'image_mode',
+    'shard_size',
+    'workers',
+    'strict',
+    'overwrite',
+  )
   fl = flags.FLAGS
   return {n: fl[n].value for n in names if fl[n].value is not None}
 
@@ -92,21 +146,43 @@ def main() -> None:
   try:
     if _DEMO.value:
       options.setdefault('image_size', 128)
-      report = demos.build_demo(_DEMO.value, _OUT.value, num_paintings=_MAX_PAINTINGS.value,
-                                  **options)
+      report = demos.build_demo(
+        _DEMO.value, _OUT.value, num_paintings=_MAX_PAINTINGS.value, **options
+      )
     else:
       report = builder.build_from_sources(
-          _PAINTINGS.value, _MUSIC.value, _OUT.value, paintings_format=_PAINTINGS_FORMAT.value,
-          music_format=_MUSIC_FORMAT.value, max_paintings=_MAX_PAINTINGS.value, **options)
+        _PAINTINGS.value,
+        _MUSIC.value,
+        _OUT.value,
+        paintings_format=_PAINTINGS_FORMAT.value,
+        music_format=_MUSIC_FORMAT.value,
+        max_paintings=_MAX_PAINTINGS.value,
+        **options,
+      )
   except (builder.BuildError, ValueError, FileNotFoundError, TypeError) as e:
     raise app.UsageError(str(e)) from None
   counts = {split: c['examples'] for split, c in report['counts'].items()}
   t = report['throughput']
-  logging.info('dataset in %s: %s; %d skipped (%s); %.1f clips/s; report %s/summary.md',
-               _OUT.value, counts, len(report['skipped']), report['skipped_by_reason'] or 'none',
-               t['clips_per_s'], _OUT.value)
-  print(json.dumps(dict(out=_OUT.value, examples=counts, skipped=len(report['skipped']),
-                        clips_per_s=t['clips_per_s'], resumed=report.get('resumed', False))))
+  logging.info(
+    'dataset in %s: %s; %d skipped (%s); %.1f clips/s; report %s/summary.md',
+    _OUT.value,
+    counts,
+    len(report['skipped']),
+    report['skipped_by_reason'] or 'none',
+    t['clips_per_s'],
+    _OUT.value,
+  )
+  print(
+    json.dumps(
+      dict(
+        out=_OUT.value,
+        examples=counts,
+        skipped=len(report['skipped']),
+        clips_per_s=t['clips_per_s'],
+        resumed=report.get('resumed', False),
+      )
+    )
+  )
 
 
 def run() -> None:

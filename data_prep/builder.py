@@ -22,9 +22,11 @@ import os
 import pathlib
 import shutil
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from data_prep import clips, eras, music, pairing, paintings, report as report_lib, workers
+from data_prep import clips, eras, music, paintings, pairing, workers
+from data_prep import report as report_lib
 from pix2pitch_jax.audio import spectrogram
 from pix2pitch_jax.data import records
 
@@ -38,6 +40,7 @@ class BuildError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class BuildOptions:
   """Every option of a build; the fields after `seed` do not change the dataset's content."""
+
   image_size: int = 256
   sample_rate: int = 22_050
   clip_seconds: float = 10.0
@@ -65,8 +68,11 @@ class BuildOptions:
 
   def __post_init__(self):
     problems = []
-    if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1 or \
-        self.val_fraction + self.test_fraction >= 1:
+    if (
+      not 0 <= self.val_fraction < 1
+      or not 0 <= self.test_fraction < 1
+      or self.val_fraction + self.test_fraction >= 1
+    ):
       problems.append('val_fraction and test_fraction must be in [0, 1) with a sum below 1')
     if self.clips_per_painting < 1 or self.shard_size < 1:
       problems.append('clips_per_painting and shard_size must be >= 1')
@@ -76,20 +82,28 @@ class BuildOptions:
       problems.append(f'image_mode must be crop or scale, got {self.image_mode!r}')
     if problems:
       raise ValueError('; '.join(problems))
-    self.mel_params  # validates image_size, sample_rate, clip_seconds, n_fft
+    _ = self.mel_params  # validates image_size, sample_rate, clip_seconds, n_fft
 
   @property
   def mel_params(self) -> spectrogram.MelParams:
     n_fft = self.n_fft or spectrogram.default_mel_params(self.image_size, self.sample_rate).n_fft
-    return spectrogram.MelParams(sample_rate=self.sample_rate, image_size=self.image_size,
-                           clip_seconds=float(self.clip_seconds), n_fft=n_fft,
-                           fmin=float(self.fmin),
-                           fmax=None if self.fmax is None else float(self.fmax))
+    return spectrogram.MelParams(
+      sample_rate=self.sample_rate,
+      image_size=self.image_size,
+      clip_seconds=float(self.clip_seconds),
+      n_fft=n_fft,
+      fmin=float(self.fmin),
+      fmax=None if self.fmax is None else float(self.fmax),
+    )
 
   @property
   def clip_settings(self) -> clips.ClipSettings:
-    return clips.ClipSettings(self.clip_seconds, self.clip_hop_seconds or self.clip_seconds,
-                              self.silence_db, self.max_clips_per_recording)
+    return clips.ClipSettings(
+      self.clip_seconds,
+      self.clip_hop_seconds or self.clip_seconds,
+      self.silence_db,
+      self.max_clips_per_recording,
+    )
 
   def content_fields(self) -> dict[str, Any]:
     """The options that determine the dataset's content (the resume fingerprint)."""
@@ -110,25 +124,35 @@ def make_options(**options) -> BuildOptions:
 # Entry points.
 
 
-def build_from_sources(paintings_dir: str | os.PathLike, music_dir: str | os.PathLike,
-                       out_dir: str | os.PathLike, **options) -> dict:
+def build_from_sources(
+  paintings_dir: str | os.PathLike,
+  music_dir: str | os.PathLike,
+  out_dir: str | os.PathLike,
+  **options,
+) -> dict:
   """Build from a user's paintings and music (layouts in docs/data_prep.md); returns the report."""
   opts = make_options(**options)
   tables = eras.load_tables(opts.era_overrides)
   era_set = tables.resolve_era_set(opts.era_set)
   pscan = paintings.scan_paintings(paintings_dir, opts.paintings_format, tables.artgan_styles)
   mscan = music.scan_music(music_dir, opts.music_format)
-  fingerprint_ = fingerprint(opts, repr(dataclasses.astuple(tables)),
-                             [_file_key(i.painting_id, i.ref) for i in pscan.items],
-                             [_file_key(r.source_id, r) for r in mscan.recordings])
+  fingerprint_ = fingerprint(
+    opts,
+    repr(dataclasses.astuple(tables)),
+    [_file_key(i.painting_id, i.ref) for i in pscan.items],
+    [_file_key(r.source_id, r) for r in mscan.recordings],
+  )
   painting_era = tables.style_era if pscan.format in ('wikiart', 'parquet') else tables.label_era
   sources = SourceSet(
-      name=f'{pscan.format}+{mscan.format}', formats={'paintings': pscan.format,
-                                                       'music': mscan.format},
-      paintings=[(i.painting_id, i.label, i.ref) for i in pscan.items][:opts.max_paintings],
-      recordings=mscan.recordings, painting_era=painting_era, recording_era=tables.label_era,
-      ignored=_ignored_list(pscan.ignored, 'painting file') +
-      _ignored_list(mscan.ignored, 'music file'))
+    name=f'{pscan.format}+{mscan.format}',
+    formats={'paintings': pscan.format, 'music': mscan.format},
+    paintings=[(i.painting_id, i.label, i.ref) for i in pscan.items][: opts.max_paintings],
+    recordings=mscan.recordings,
+    painting_era=painting_era,
+    recording_era=tables.label_era,
+    ignored=_ignored_list(pscan.ignored, 'painting file')
+    + _ignored_list(mscan.ignored, 'music file'),
+  )
   return build_paired(sources, out_dir, opts, era_set, fingerprint_)
 
 
@@ -139,6 +163,7 @@ def build_from_sources(paintings_dir: str | os.PathLike, music_dir: str | os.Pat
 @dataclasses.dataclass
 class SourceSet:
   """Scanned inputs of a paired build, with how each maps to an era."""
+
   name: str
   formats: dict[str, str]
   paintings: list[tuple[str, str, Any]]  # (painting_id, label, ref)
@@ -150,8 +175,9 @@ class SourceSet:
   render_max_seconds: float | None = None
 
 
-def build_paired(sources: SourceSet, out_dir, opts: BuildOptions, era_set: Sequence[str],
-                 fingerprint: str) -> dict:
+def build_paired(
+  sources: SourceSet, out_dir, opts: BuildOptions, era_set: Sequence[str], fingerprint: str
+) -> dict:
   """Paintings and recordings mapped to eras, paired within splits, written as a dataset."""
   workspace, done = open_workspace(out_dir, fingerprint, opts.overwrite)
   if done is not None:
@@ -160,74 +186,119 @@ def build_paired(sources: SourceSet, out_dir, opts: BuildOptions, era_set: Seque
   start = time.perf_counter()
 
   kept_paintings, unmapped_p, outside_p = eras.partition_by_era(
-      sources.paintings, lambda p: sources.painting_era(p[1]), lambda p: p[1], era_set)
+    sources.paintings, lambda p: sources.painting_era(p[1]), lambda p: p[1], era_set
+  )
   kept_recordings, unmapped_r, outside_r = eras.partition_by_era(
-      sources.recordings, lambda r: sources.recording_era(r.label), lambda r: r.label, era_set)
+    sources.recordings, lambda r: sources.recording_era(r.label), lambda r: r.label, era_set
+  )
   skipped = list(sources.ignored)
-  skipped += [dict(kind='painting', id=p[0], reason=f'no era for label {p[1]!r}')
-              for p in sources.paintings if sources.painting_era(p[1]) is None]
-  skipped += [dict(kind='recording', id=r.source_id, reason=f'no era for label {r.label!r}')
-              for r in sources.recordings if sources.recording_era(r.label) is None]
+  skipped += [
+    dict(kind='painting', id=p[0], reason=f'no era for label {p[1]!r}')
+    for p in sources.paintings
+    if sources.painting_era(p[1]) is None
+  ]
+  skipped += [
+    dict(kind='recording', id=r.source_id, reason=f'no era for label {r.label!r}')
+    for r in sources.recordings
+    if sources.recording_era(r.label) is None
+  ]
   if opts.strict and skipped:
     raise BuildError(f'{len(skipped)} inputs skipped under --strict, first: {skipped[0]}')
 
   probes = _probe(kept_recordings, sources, opts, workspace, n_workers)
-  skipped += [dict(kind='recording', id=r.source_id, reason=probes[r.source_id].probe.reason)
-              for r, _ in kept_recordings if not probes[r.source_id].probe.ok]
+  skipped += [
+    dict(kind='recording', id=r.source_id, reason=probes[r.source_id].probe.reason)
+    for r, _ in kept_recordings
+    if not probes[r.source_id].probe.ok
+  ]
   usable = [(r, era) for r, era in kept_recordings if probes[r.source_id].probe.ok]
   # Splits are dealt among usable recordings only, so a bad file never empties a split.
-  rec_split = pairing.assign_splits(_ids_by_era((r.source_id, e) for r, e in usable),
-                                    opts.val_fraction, opts.test_fraction)
+  rec_split = pairing.assign_splits(
+    _ids_by_era((r.source_id, e) for r, e in usable), opts.val_fraction, opts.test_fraction
+  )
   candidates, clips_available = [], 0
   for recording, era in usable:
     result = probes[recording.source_id]
     for offset in result.probe.offsets_s:
       ref = clips.AudioClip(result.audio_path, offset, result.probe.gain)
-      candidates.append((pairing.Candidate(recording.source_id, offset, ref), era,
-                         rec_split[recording.source_id]))
+      candidates.append(
+        (pairing.Candidate(recording.source_id, offset, ref), era, rec_split[recording.source_id])
+      )
     clips_available += len(result.probe.offsets_s)
   if opts.strict and skipped:
     raise BuildError(f'{len(skipped)} inputs skipped under --strict, first: {skipped[0]}')
 
-  pnt_split = pairing.assign_splits(_ids_by_era((p[0], e) for p, e in kept_paintings),
-                                    opts.val_fraction, opts.test_fraction)
+  pnt_split = pairing.assign_splits(
+    _ids_by_era((p[0], e) for p, e in kept_paintings), opts.val_fraction, opts.test_fraction
+  )
   planned = [(p[0], p[2], era, pnt_split[p[0]]) for p, era in kept_paintings]
-  examples, unpaired = pairing.pair(planned, candidates, era_set, opts.clips_per_painting,
-                                    opts.seed)
+  examples, unpaired = pairing.pair(
+    planned, candidates, era_set, opts.clips_per_painting, opts.seed
+  )
   skipped += [dict(kind='painting', id=pid, reason=reason) for pid, reason in unpaired]
   if not any(examples.values()):
-    raise BuildError('nothing to write: no painting could be paired with a clip of its era '
-                     f'(see skipped reasons: {report_lib.reason_counts(skipped)})')
-  inputs = dict(paintings_found=len(sources.paintings), paintings_used=len(kept_paintings) -
-                len(unpaired), recordings_found=len(sources.recordings),
-                recordings_used=len(usable),
-                clips_available=clips_available,
-                clips_skipped_silent=sum(p.probe.silent_clips for p in probes.values()))
-  extra = dict(unmapped={'paintings': unmapped_p, 'recordings': unmapped_r},
-               outside_era_set={'paintings': outside_p, 'recordings': outside_r}, inputs=inputs)
-  return write_dataset(workspace, examples, opts, era_names=tuple(era_set), source=sources.name,
-                       formats=sources.formats, fingerprint=fingerprint, skipped=skipped,
-                       extra=extra, n_workers=n_workers, start=start)
+    raise BuildError(
+      'nothing to write: no painting could be paired with a clip of its era '
+      f'(see skipped reasons: {report_lib.reason_counts(skipped)})'
+    )
+  inputs = dict(
+    paintings_found=len(sources.paintings),
+    paintings_used=len(kept_paintings) - len(unpaired),
+    recordings_found=len(sources.recordings),
+    recordings_used=len(usable),
+    clips_available=clips_available,
+    clips_skipped_silent=sum(p.probe.silent_clips for p in probes.values()),
+  )
+  extra = dict(
+    unmapped={'paintings': unmapped_p, 'recordings': unmapped_r},
+    outside_era_set={'paintings': outside_p, 'recordings': outside_r},
+    inputs=inputs,
+  )
+  return write_dataset(
+    workspace,
+    examples,
+    opts,
+    era_names=tuple(era_set),
+    source=sources.name,
+    formats=sources.formats,
+    fingerprint=fingerprint,
+    skipped=skipped,
+    extra=extra,
+    n_workers=n_workers,
+    start=start,
+  )
 
 
-def _probe(kept_recordings, sources: SourceSet, opts: BuildOptions, workspace: 'Workspace',
-           n_workers: int) -> dict[str, workers.ProbeResult]:
+def _probe(
+  kept_recordings, sources: SourceSet, opts: BuildOptions, workspace: Workspace, n_workers: int
+) -> dict[str, workers.ProbeResult]:
   """Probe every recording (MIDI rendered first, into the workspace), reusing cached probes."""
   settings = opts.clip_settings
   jobs = []
   for recording, era in kept_recordings:
     render_to = None
     if recording.is_midi:
-      key = hashlib.sha1(f'{recording.source_id}|{opts.sample_rate}|{sources.render_max_seconds}|'
-                         f'{sources.render_program(era)}'.encode()).hexdigest()[:16]
+      key = hashlib.sha1(
+        f'{recording.source_id}|{opts.sample_rate}|{sources.render_max_seconds}|'
+        f'{sources.render_program(era)}'.encode()
+      ).hexdigest()[:16]
       render_to = str(workspace.path / 'rendered' / f'{key}.wav')
-    jobs.append(workers.ProbeJob(recording.source_id, recording.path, settings, render_to,
-                                 opts.sample_rate, sources.render_max_seconds,
-                                 sources.render_program(era)))
+    jobs.append(
+      workers.ProbeJob(
+        recording.source_id,
+        recording.path,
+        settings,
+        render_to,
+        opts.sample_rate,
+        sources.render_max_seconds,
+        sources.render_program(era),
+      )
+    )
   cached = workspace.load_probes(settings)
   todo = [job for job in jobs if job.source_id not in cached]
-  for result in workers.parallel_map(workers.run_probe, todo, n_workers, desc='probe recordings',
-                                     unit='file', progress=opts.progress):
+  for result in workers.parallel_map(
+    workers.run_probe, todo, n_workers, desc='probe recordings', unit='file', progress=opts.progress
+  ):
     cached[result.source_id] = result
   workspace.save_probes(settings, cached)
   return cached
@@ -237,48 +308,91 @@ def _probe(kept_recordings, sources: SourceSet, opts: BuildOptions, workspace: '
 # Writing (shared with the synesthesia demo).
 
 
-def write_dataset(workspace: 'Workspace', examples: Mapping[str, Sequence[pairing.Example]],
-                  opts: BuildOptions, *, era_names: tuple[str, ...], source: str,
-                  formats: Mapping[str, str], fingerprint: str, skipped: list[dict],
-                  extra: Mapping[str, Any], n_workers: int, start: float) -> dict:
+def write_dataset(
+  workspace: Workspace,
+  examples: Mapping[str, Sequence[pairing.Example]],
+  opts: BuildOptions,
+  *,
+  era_names: tuple[str, ...],
+  source: str,
+  formats: Mapping[str, str],
+  fingerprint: str,
+  skipped: list[dict],
+  extra: Mapping[str, Any],
+  n_workers: int,
+  start: float,
+) -> dict:
   """Write the planned shards that are missing, then metadata and the report."""
   plans = pairing.plan_shards(examples, opts.shard_size)
-  jobs = [workers.ShardJob(str(records.shard_path(workspace.out, p.split, p.index, p.num_shards)),
-                           p.split, p.examples, opts.mel_params, era_names, opts.image_mode,
-                           opts.strict)
-          for p in plans]
-  todo = [job for job in jobs if workspace.shard_result(job.path) is None
-          or not os.path.exists(job.path)]
+  jobs = [
+    workers.ShardJob(
+      str(records.shard_path(workspace.out, p.split, p.index, p.num_shards)),
+      p.split,
+      p.examples,
+      opts.mel_params,
+      era_names,
+      opts.image_mode,
+      opts.strict,
+    )
+    for p in plans
+  ]
+  todo = [
+    job for job in jobs if workspace.shard_result(job.path) is None or not os.path.exists(job.path)
+  ]
   write_start = time.perf_counter()
   try:
-    workers.parallel_map(workers.run_shard, todo, n_workers, desc='write shards', unit='clip',
-                         weight=lambda job: len(job.examples), on_result=workspace.save_shard,
-                         progress=opts.progress)
+    workers.parallel_map(
+      workers.run_shard,
+      todo,
+      n_workers,
+      desc='write shards',
+      unit='clip',
+      weight=lambda job: len(job.examples),
+      on_result=workspace.save_shard,
+      progress=opts.progress,
+    )
   except workers.SkipIsFatal as e:
     raise BuildError(str(e)) from None
   write_seconds = time.perf_counter() - write_start
   results = {job.path: workspace.shard_result(job.path) for job in jobs}
   for job in jobs:
-    skipped += [dict(kind='example', id=f'{pid} + {cid}', reason=reason)
-                for pid, cid, reason in results[job.path]['skipped']]
+    skipped += [
+      dict(kind='example', id=f'{pid} + {cid}', reason=reason)
+      for pid, cid, reason in results[job.path]['skipped']
+    ]
   if opts.strict and skipped:
     raise BuildError(f'{len(skipped)} inputs skipped under --strict, first: {skipped[0]}')
-  meta = records.DatasetMeta(opts.mel_params, era_names, source=source,
-                             extra=dict(options=opts.content_fields(), fingerprint=fingerprint))
+  meta = records.DatasetMeta(
+    opts.mel_params,
+    era_names,
+    source=source,
+    extra=dict(options=opts.content_fields(), fingerprint=fingerprint),
+  )
   records.write_metadata(workspace.out, meta)
   written_now = sum(results[job.path]['written'] for job in todo)
   report = dict(
-      source=source, out_dir=str(workspace.out), formats=dict(formats), era_names=list(era_names),
-      fingerprint=fingerprint, mel_params=opts.mel_params.to_dict(),
-      options=dict(opts.content_fields(),
-                   clip_hop_seconds=opts.clip_hop_seconds or opts.clip_seconds),
-      counts=_split_counts(jobs, results, era_names), skipped=skipped,
-      skipped_by_reason=report_lib.reason_counts(skipped),
-      shards=dict(planned=len(jobs), written=len(todo), reused=len(jobs) - len(todo)),
-      throughput=dict(examples_written=written_now, seconds=round(write_seconds, 3),
-                      clips_per_s=round(written_now / max(write_seconds, 1e-9), 2),
-                      workers=n_workers, total_seconds=round(time.perf_counter() - start, 3)),
-      **{'unmapped': {}, 'outside_era_set': {}, 'inputs': {}, **extra})
+    source=source,
+    out_dir=str(workspace.out),
+    formats=dict(formats),
+    era_names=list(era_names),
+    fingerprint=fingerprint,
+    mel_params=opts.mel_params.to_dict(),
+    options=dict(
+      opts.content_fields(), clip_hop_seconds=opts.clip_hop_seconds or opts.clip_seconds
+    ),
+    counts=_split_counts(jobs, results, era_names),
+    skipped=skipped,
+    skipped_by_reason=report_lib.reason_counts(skipped),
+    shards=dict(planned=len(jobs), written=len(todo), reused=len(jobs) - len(todo)),
+    throughput=dict(
+      examples_written=written_now,
+      seconds=round(write_seconds, 3),
+      clips_per_s=round(written_now / max(write_seconds, 1e-9), 2),
+      workers=n_workers,
+      total_seconds=round(time.perf_counter() - start, 3),
+    ),
+    **{'unmapped': {}, 'outside_era_set': {}, 'inputs': {}, **extra},
+  )
   report_lib.write(workspace.out, report)
   workspace.mark_complete(fingerprint, report)
   return report
@@ -303,8 +417,9 @@ def _split_counts(jobs, results, era_names) -> dict[str, dict]:
 # The output directory's bookkeeping.
 
 
-def open_workspace(out_dir: str | os.PathLike, fingerprint: str,
-                   overwrite: bool) -> tuple['Workspace', dict | None]:
+def open_workspace(
+  out_dir: str | os.PathLike, fingerprint: str, overwrite: bool
+) -> tuple[Workspace, dict | None]:
   """The workspace of a build, and its stored report when `out_dir` already holds this exact
   build (then nothing is to be done); otherwise the workspace is claimed for this plan."""
   workspace = Workspace(out_dir)
@@ -341,8 +456,10 @@ class Workspace:
     has_shards = self.out.exists() and bool(records.finished_shards(self.out))
     if (previous or has_shards) and previous != fingerprint:
       if not overwrite:
-        raise BuildError(f'{self.out} holds a build with other inputs or options; use a new '
-                         '--out or pass --overwrite to replace it')
+        raise BuildError(
+          f'{self.out} holds a build with other inputs or options; use a new '
+          '--out or pass --overwrite to replace it'
+        )
       self._wipe()
     self.path.mkdir(parents=True, exist_ok=True)
     (self.path / 'complete.json').unlink(missing_ok=True)
@@ -354,8 +471,13 @@ class Workspace:
     for paths in records.finished_shards(self.out).values():
       for p in paths:
         p.unlink()
-    for name in ('dataset_info.json', 'features.json', records.META_FILE, report_lib.REPORT_JSON,
-                 report_lib.SUMMARY_MD):
+    for name in (
+      'dataset_info.json',
+      'features.json',
+      records.META_FILE,
+      report_lib.REPORT_JSON,
+      report_lib.SUMMARY_MD,
+    ):
       (self.out / name).unlink(missing_ok=True)
     shutil.rmtree(self.path, ignore_errors=True)
 
@@ -366,9 +488,15 @@ class Workspace:
   def save_shard(self, result: workers.ShardResult) -> None:
     folder = self.path / 'shards'
     folder.mkdir(parents=True, exist_ok=True)
-    _write_json(folder / f'{pathlib.Path(result.path).name}.json',
-                dict(written=result.written, skipped=[list(s) for s in result.skipped],
-                     by_era=result.by_era, seconds=result.seconds))
+    _write_json(
+      folder / f'{pathlib.Path(result.path).name}.json',
+      dict(
+        written=result.written,
+        skipped=[list(s) for s in result.skipped],
+        by_era=result.by_era,
+        seconds=result.seconds,
+      ),
+    )
 
   def load_probes(self, settings: clips.ClipSettings) -> dict[str, workers.ProbeResult]:
     path = self.path / 'probes.json'
@@ -377,17 +505,34 @@ class Workspace:
     data = json.loads(path.read_text())
     if data.get('settings') != dataclasses.asdict(settings):
       return {}
-    return {sid: workers.ProbeResult(sid, r['audio_path'], clips.Probe(
-        reason=r['reason'], duration_s=r['duration_s'], gain=r['gain'],
-        offsets_s=tuple(r['offsets_s']), silent_clips=r['silent_clips']))
-            for sid, r in data['probes'].items()}
+    return {
+      sid: workers.ProbeResult(
+        sid,
+        r['audio_path'],
+        clips.Probe(
+          reason=r['reason'],
+          duration_s=r['duration_s'],
+          gain=r['gain'],
+          offsets_s=tuple(r['offsets_s']),
+          silent_clips=r['silent_clips'],
+        ),
+      )
+      for sid, r in data['probes'].items()
+    }
 
-  def save_probes(self, settings: clips.ClipSettings,
-                  probes: Mapping[str, workers.ProbeResult]) -> None:
-    _write_json(self.path / 'probes.json', dict(
+  def save_probes(
+    self, settings: clips.ClipSettings, probes: Mapping[str, workers.ProbeResult]
+  ) -> None:
+    _write_json(
+      self.path / 'probes.json',
+      dict(
         settings=dataclasses.asdict(settings),
-        probes={sid: dict(audio_path=r.audio_path, **dataclasses.asdict(r.probe))
-                for sid, r in probes.items()}))
+        probes={
+          sid: dict(audio_path=r.audio_path, **dataclasses.asdict(r.probe))
+          for sid, r in probes.items()
+        },
+      ),
+    )
 
   def mark_complete(self, fingerprint: str, report: Mapping[str, Any]) -> None:
     shards = [p.name for paths in records.finished_shards(self.out).values() for p in paths]
@@ -423,8 +568,11 @@ def _ids_by_era(pairs) -> dict[str, list[str]]:
 
 
 def _ignored_list(ignored: Mapping[str, list[str]], kind: str) -> list[dict[str, str]]:
-  return [dict(kind=kind, id=entry, reason=reason)
-          for reason, entries in ignored.items() for entry in entries]
+  return [
+    dict(kind=kind, id=entry, reason=reason)
+    for reason, entries in ignored.items()
+    for entry in entries
+  ]
 
 
 def _write_json(path: pathlib.Path, data: Any) -> None:

@@ -38,6 +38,7 @@ class ClipSettings:
 @dataclasses.dataclass(frozen=True)
 class Probe:
   """What a recording yields: the clip offsets to use, or the reason it is skipped."""
+
   reason: str = ''  # empty when usable
   duration_s: float = 0.0
   gain: float = 1.0  # 1 / peak
@@ -56,12 +57,14 @@ class UnusableAudio(Exception):
 @dataclasses.dataclass(frozen=True)
 class AudioClip:
   """`clip_seconds` of a recording from `offset_s`, peak-normalised with `gain`."""
+
   path: str
   offset_s: float
   gain: float
 
   def waveform(self, params: spectrogram.MelParams) -> np.ndarray:
     import soundfile as sf
+
     with sf.SoundFile(self.path) as f:
       f.seek(int(round(self.offset_s * f.samplerate)))
       frames = int(round(params.clip_seconds * f.samplerate))
@@ -82,8 +85,9 @@ def probe_recording(path: str, settings: ClipSettings) -> Probe:
     return Probe(reason=str(e))
   duration = y.shape[0] / sample_rate
   if duration + 1e-6 < settings.clip_seconds:
-    return Probe(reason=f'too short: {duration:.2f} s < clip {settings.clip_seconds:g} s',
-                 duration_s=duration)
+    return Probe(
+      reason=f'too short: {duration:.2f} s < clip {settings.clip_seconds:g} s', duration_s=duration
+    )
   peak = float(np.max(np.abs(y)))
   if peak < 10 ** (settings.silence_db / 20):
     return Probe(reason=f'silent: peak {_db(peak):.0f} dBFS', duration_s=duration)
@@ -92,7 +96,9 @@ def probe_recording(path: str, settings: ClipSettings) -> Probe:
   clip_frames = int(round(settings.clip_seconds * sample_rate))
   for offset in clip_offsets(duration, settings.clip_seconds, settings.hop_seconds):
     start = int(round(offset * sample_rate))
-    rms = gain * float(np.sqrt(np.mean(np.square(y[start:start + clip_frames], dtype=np.float64))))
+    rms = gain * float(
+      np.sqrt(np.mean(np.square(y[start : start + clip_frames], dtype=np.float64)))
+    )
     if _db(rms) < settings.silence_db:
       silent += 1
     else:
@@ -100,8 +106,11 @@ def probe_recording(path: str, settings: ClipSettings) -> Probe:
   if settings.max_clips_per_recording is not None:
     offsets = _evenly_spaced(offsets, settings.max_clips_per_recording)
   if not offsets:
-    return Probe(reason=f'silent: all {silent} clips below {settings.silence_db:g} dBFS',
-                 duration_s=duration, silent_clips=silent)
+    return Probe(
+      reason=f'silent: all {silent} clips below {settings.silence_db:g} dBFS',
+      duration_s=duration,
+      silent_clips=silent,
+    )
   return Probe(duration_s=duration, gain=gain, offsets_s=tuple(offsets), silent_clips=silent)
 
 
@@ -114,6 +123,7 @@ def clip_offsets(duration_s: float, clip_seconds: float, hop_seconds: float) -> 
 def read_mono(path: str) -> tuple[np.ndarray, int]:
   """Whole file as mono float32 at its own rate; raises UnusableAudio with a reason."""
   import soundfile as sf
+
   if os.path.getsize(path) == 0:
     raise UnusableAudio('empty file')
   try:
@@ -129,8 +139,9 @@ def read_mono(path: str) -> tuple[np.ndarray, int]:
   # A cut-off WAV decodes what is left; libsndfile notes 'data : <declared> (should be <found>)'.
   cut = _TRUNCATED_DATA.search(header_notes)
   if cut and int(cut['found']) < int(cut['declared']):
-    raise UnusableAudio(f'truncated: data chunk declares {cut["declared"]} bytes, file holds '
-                        f'{cut["found"]}')
+    raise UnusableAudio(
+      f'truncated: data chunk declares {cut["declared"]} bytes, file holds {cut["found"]}'
+    )
   if y.shape[0] < declared:
     raise UnusableAudio(f'truncated: header declares {declared} frames, decoded {y.shape[0]}')
   if not np.isfinite(y).all():
@@ -155,6 +166,7 @@ def _resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
   if orig_sr == target_sr:
     return y
   import librosa
+
   return librosa.resample(y, orig_sr=orig_sr, target_sr=target_sr, res_type='soxr_hq')
 
 

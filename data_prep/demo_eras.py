@@ -27,37 +27,67 @@ from PIL import Image, ImageDraw, ImageFilter
 from data_prep import builder, eras, music, pairing, workers
 
 ERAS = ('renaissance', 'baroque', 'classicism', 'romanticism', 'expressionism')
-ERA_PROGRAMS = {'renaissance': 52, 'baroque': 19, 'classicism': 48, 'romanticism': 0,
-                'expressionism': 0}
+ERA_PROGRAMS = {
+  'renaissance': 52,
+  'baroque': 19,
+  'classicism': 48,
+  'romanticism': 0,
+  'expressionism': 0,
+}
 RENDER_SECONDS = 60.0
 DEFAULT_PAINTINGS = 300  # 60 per era
 # Corpus names for music21.corpus.parse; ('composer', 'ext', n) = the first n such files.
 WORKS = {
-    'renaissance': ['josquin/milleRegrets', 'josquin/adieuMesAmours', 'josquin/petiteCamusette',
-                    'josquin/laDeplorationDeLaMorteDeJohannesOckeghem', 'lusitano/allor_che_ignuda',
-                    ('palestrina', 'krn', 2)],
-    'baroque': [('bach', 'mxl', 4), 'corelli/opus3no1/1grave', 'handel/rinaldo/Lascia_chio_pianga',
-                'monteverdi/madrigal.3.1.mxl'],
-    'classicism': ['mozart/k155/movement1', 'mozart/k156/movement2', 'mozart/k80/movement1',
-                   'haydn/opus1no1/movement1', 'haydn/opus1no1/movement3', 'cpebach/h186'],
-    'romanticism': ['schumann_clara/polonaise_op1n1', 'schumann_clara/polonaise_op1n2',
-                    'schumann_robert/opus41no1/movement2', 'schumann_robert/opus48no2',
-                    'schumann_clara/polonaise_op1n3', 'verdi/laDonnaEMobile'],
-    'expressionism': ['schoenberg/opus19/movement2', 'schoenberg/opus19/movement6',
-                      'webern/webern_dormi_jesu_op_16_no_2'],
+  'renaissance': [
+    'josquin/milleRegrets',
+    'josquin/adieuMesAmours',
+    'josquin/petiteCamusette',
+    'josquin/laDeplorationDeLaMorteDeJohannesOckeghem',
+    'lusitano/allor_che_ignuda',
+    ('palestrina', 'krn', 2),
+  ],
+  'baroque': [
+    ('bach', 'mxl', 4),
+    'corelli/opus3no1/1grave',
+    'handel/rinaldo/Lascia_chio_pianga',
+    'monteverdi/madrigal.3.1.mxl',
+  ],
+  'classicism': [
+    'mozart/k155/movement1',
+    'mozart/k156/movement2',
+    'mozart/k80/movement1',
+    'haydn/opus1no1/movement1',
+    'haydn/opus1no1/movement3',
+    'cpebach/h186',
+  ],
+  'romanticism': [
+    'schumann_clara/polonaise_op1n1',
+    'schumann_clara/polonaise_op1n2',
+    'schumann_robert/opus41no1/movement2',
+    'schumann_robert/opus48no2',
+    'schumann_clara/polonaise_op1n3',
+    'verdi/laDonnaEMobile',
+  ],
+  'expressionism': [
+    'schoenberg/opus19/movement2',
+    'schoenberg/opus19/movement6',
+    'webern/webern_dormi_jesu_op_16_no_2',
+  ],
 }
 
 
 def corpus_works() -> list[tuple[str, str]]:
   """(era, music21 corpus path) of every work used, in a fixed order."""
   from music21 import corpus
+
   out = []
   for era in ERAS:
     for spec in WORKS[era]:
       if isinstance(spec, tuple):
         composer, ext, n = spec
-        paths = sorted(str(p) for p in corpus.getComposer(composer)
-                       if str(p).endswith(f'.{ext}'))[:n]
+        paths = sorted(str(p) for p in corpus.getComposer(composer) if str(p).endswith(f'.{ext}'))[
+          :n
+        ]
       else:
         paths = [str(corpus.getWork(spec))]
       out += [(era, p) for p in paths]
@@ -70,6 +100,7 @@ def export_midi(job: tuple[str, str]) -> str:
   if os.path.exists(dest):
     return ''
   from music21 import corpus, stream
+
   try:
     score = corpus.parse(source)
     if isinstance(score, stream.Opus):  # abc files hold collections; the first piece is the work
@@ -98,8 +129,9 @@ def build(out_dir, opts, num_paintings: int | None) -> dict:
   if n < len(ERAS) * 3:
     raise ValueError(f'eras demo needs at least {len(ERAS) * 3} paintings, got {n}')
   works = corpus_works()
-  fingerprint = builder.fingerprint(opts, ['demo:eras', n, ERA_PROGRAMS, RENDER_SECONDS,
-                                           [w[1].split('corpus/')[-1] for w in works]])
+  fingerprint = builder.fingerprint(
+    opts, ['demo:eras', n, ERA_PROGRAMS, RENDER_SECONDS, [w[1].split('corpus/')[-1] for w in works]]
+  )
   workspace, done = builder.open_workspace(out_dir, fingerprint, opts.overwrite)
   if done is not None:
     return done
@@ -113,22 +145,38 @@ def build(out_dir, opts, num_paintings: int | None) -> dict:
     jobs.append((source, str(dest)))
     recordings.append(music.Recording(f'{era}/{dest.name}', era, str(dest)))
   n_workers = workers.resolve_workers(opts.workers)
-  failures = workers.parallel_map(export_midi, jobs, n_workers, desc='music21 -> MIDI',
-                                  unit='work', progress=opts.progress)
-  ignored = [dict(kind='music21 work', id=src, reason=why)
-             for (src, _), why in zip(jobs, failures) if why]
+  failures = workers.parallel_map(
+    export_midi, jobs, n_workers, desc='music21 -> MIDI', unit='work', progress=opts.progress
+  )
+  ignored = [
+    dict(kind='music21 work', id=src, reason=why) for (src, _), why in zip(jobs, failures) if why
+  ]
   recordings = [r for r, why in zip(recordings, failures) if not why]
   per_era = -(-n // len(ERAS))
-  paintings = [(f'{era}/{i:04d}', era, ProceduralPainting(era, pairing.stable_hash(
-      f'{era}/{i}', f'eras{opts.seed}') % 2 ** 63)) for era in ERAS for i in range(per_era)][:n]
+  paintings = [
+    (
+      f'{era}/{i:04d}',
+      era,
+      ProceduralPainting(era, pairing.stable_hash(f'{era}/{i}', f'eras{opts.seed}') % 2**63),
+    )
+    for era in ERAS
+    for i in range(per_era)
+  ][:n]
   tables = eras.load_tables(opts.era_overrides)
   sources = builder.SourceSet(
-      name='demo:eras', formats={'paintings': 'procedural by era', 'music': 'music21 corpus'},
-      paintings=paintings, recordings=recordings, painting_era=tables.label_era,
-      recording_era=tables.label_era, ignored=ignored, render_program=ERA_PROGRAMS.get,
-      render_max_seconds=RENDER_SECONDS)
-  report = builder.build_paired(sources, out_dir, opts, tables.resolve_era_set(opts.era_set),
-                                fingerprint)
+    name='demo:eras',
+    formats={'paintings': 'procedural by era', 'music': 'music21 corpus'},
+    paintings=paintings,
+    recordings=recordings,
+    painting_era=tables.label_era,
+    recording_era=tables.label_era,
+    ignored=ignored,
+    render_program=ERA_PROGRAMS.get,
+    render_max_seconds=RENDER_SECONDS,
+  )
+  report = builder.build_paired(
+    sources, out_dir, opts, tables.resolve_era_set(opts.era_set), fingerprint
+  )
   report['throughput']['total_seconds'] = round(time.perf_counter() - start, 3)
   return report
 
@@ -158,8 +206,10 @@ def _renaissance(rng, s):
   d = ImageDraw.Draw(img)
   w = s * rng.uniform(0.45, 0.6)
   d.rectangle([s / 2 - w / 2, s * 0.25, s / 2 + w / 2, s], fill=_jitter((90, 70, 50), rng, 10))
-  d.ellipse([s / 2 - w / 2, s * 0.25 - w / 2, s / 2 + w / 2, s * 0.25 + w / 2],
-            fill=_jitter((90, 70, 50), rng, 10))  # the arch
+  d.ellipse(
+    [s / 2 - w / 2, s * 0.25 - w / 2, s / 2 + w / 2, s * 0.25 + w / 2],
+    fill=_jitter((90, 70, 50), rng, 10),
+  )  # the arch
   robe = [(26, 60, 140), (150, 30, 30)][int(rng.integers(2))]
   d.ellipse([s * 0.4, s * 0.45, s * 0.6, s * 0.95], fill=_jitter(robe, rng, 12))
   d.ellipse([s * 0.45, s * 0.3, s * 0.55, s * 0.44], fill=_jitter((225, 190, 150), rng, 8))
@@ -177,8 +227,10 @@ def _baroque(rng, s):
   d = ImageDraw.Draw(img)
   for _ in range(int(rng.integers(2, 4))):
     cx, cy, r = rng.uniform(0.2, 0.8) * s, rng.uniform(0.3, 0.8) * s, rng.uniform(0.05, 0.12) * s
-    d.ellipse([cx - r, cy - r, cx + r, cy + r * 1.3],
-              fill=_jitter([(230, 190, 150), (150, 20, 20), (240, 230, 210)][_ri(rng, 3)], rng))
+    d.ellipse(
+      [cx - r, cy - r, cx + r, cy + r * 1.3],
+      fill=_jitter([(230, 190, 150), (150, 20, 20), (240, 230, 210)][_ri(rng, 3)], rng),
+    )
   return _texture(img.filter(ImageFilter.GaussianBlur(s / 80)), rng, 4)
 
 
@@ -188,8 +240,13 @@ def _classicism(rng, s):
   pastels = [(250, 200, 210), (200, 230, 210), (255, 240, 200), (210, 210, 250)]
   for _ in range(int(rng.integers(12, 24))):
     cx, cy, r = rng.uniform(0, s), rng.uniform(0, s), rng.uniform(0.03, 0.1) * s
-    d.arc([cx - r, cy - r, cx + r, cy + r], rng.uniform(0, 180), rng.uniform(200, 360),
-          fill=_jitter(pastels[_ri(rng, 4)], rng, 8), width=max(1, s // 64))
+    d.arc(
+      [cx - r, cy - r, cx + r, cy + r],
+      rng.uniform(0, 180),
+      rng.uniform(200, 360),
+      fill=_jitter(pastels[_ri(rng, 4)], rng, 8),
+      width=max(1, s // 64),
+    )
   return _texture(img.filter(ImageFilter.GaussianBlur(s / 100)), rng, 2)
 
 
@@ -212,8 +269,12 @@ def _expressionism(rng, s):
   loud = [(230, 30, 30), (20, 160, 60), (30, 40, 200), (250, 130, 0), (200, 0, 160)]
   for _ in range(int(rng.integers(5, 9))):
     pts = [tuple(rng.uniform(-0.1, 1.1, 2) * s) for _ in range(int(rng.integers(3, 6)))]
-    d.polygon(pts, fill=_jitter(loud[_ri(rng, len(loud))], rng, 15), outline=(10, 10, 10),
-              width=max(1, s // 40))
+    d.polygon(
+      pts,
+      fill=_jitter(loud[_ri(rng, len(loud))], rng, 15),
+      outline=(10, 10, 10),
+      width=max(1, s // 40),
+    )
   return _texture(img, rng, 6)
 
 
@@ -221,5 +282,10 @@ def _ri(rng, n: int) -> int:
   return int(rng.integers(n))
 
 
-_PAINTERS = {'renaissance': _renaissance, 'baroque': _baroque, 'classicism': _classicism,
-             'romanticism': _romanticism, 'expressionism': _expressionism}
+_PAINTERS = {
+  'renaissance': _renaissance,
+  'baroque': _baroque,
+  'classicism': _classicism,
+  'romanticism': _romanticism,
+  'expressionism': _expressionism,
+}

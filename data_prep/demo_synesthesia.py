@@ -56,14 +56,14 @@ DEFAULT_PAINTINGS = 800  # -> 600 train / 100 validation / 100 test
 RULE_VERSION = 2
 GROUNDS = ((246, 236, 214), (226, 233, 242), (233, 239, 222))
 PALETTES = (
-    ((200, 40, 30), (235, 110, 20), (190, 30, 90), (225, 190, 30)),
-    ((30, 70, 190), (60, 40, 160), (20, 140, 170), (200, 40, 30)),
-    ((40, 140, 50), (120, 170, 30), (210, 190, 20), (30, 70, 190)),
+  ((200, 40, 30), (235, 110, 20), (190, 30, 90), (225, 190, 30)),
+  ((30, 70, 190), (60, 40, 160), (20, 140, 170), (200, 40, 30)),
+  ((40, 140, 50), (120, 170, 30), (210, 190, 20), (30, 70, 190)),
 )
 _TIMBRES = {  # name -> (GM program analogue, harmonic amplitudes from the fundamental up)
-    'saw': (81, tuple(1.0 / k for k in range(1, 9))),
-    'odd': (71, tuple(1.0 / k if k % 2 else 0.0 for k in range(1, 9))),
-    'sine': (73, (1.0, 0.08)),
+  'saw': (81, tuple(1.0 / k for k in range(1, 9))),
+  'odd': (71, tuple(1.0 / k if k % 2 else 0.0 for k in range(1, 9))),
+  'sine': (73, (1.0, 0.08)),
 }
 
 
@@ -87,6 +87,7 @@ class Stroke:
 @dataclasses.dataclass(frozen=True)
 class SynesthesiaScore:
   """One painting-and-clip, fully determined by (seed, family, size, clip_seconds)."""
+
   seed: int
   family: int
   size: int
@@ -94,14 +95,23 @@ class SynesthesiaScore:
 
   @functools.cached_property
   def strokes(self) -> tuple[Stroke, ...]:
-    return _random_strokes(np.random.default_rng(self.seed), self.family, self.size,
-                           self.clip_seconds)
+    return _random_strokes(
+      np.random.default_rng(self.seed), self.family, self.size, self.clip_seconds
+    )
 
   def notes(self) -> list[list]:
     """[[onset_s, duration_s, midi_pitch, velocity, program], ...] sorted by onset."""
     px = self.clip_seconds / self.size
-    out = [[round(s.x0 * px, 6), round(s.length * px, 6), SCALE[s.band], VELOCITIES[s.level],
-            _TIMBRES[timbre_of(s.colour)][0]] for s in self.strokes]
+    out = [
+      [
+        round(s.x0 * px, 6),
+        round(s.length * px, 6),
+        SCALE[s.band],
+        VELOCITIES[s.level],
+        _TIMBRES[timbre_of(s.colour)][0],
+      ]
+      for s in self.strokes
+    ]
     return sorted(out)
 
   def notes_json(self) -> str:
@@ -115,12 +125,14 @@ class SynesthesiaScore:
   def waveform(self, params) -> np.ndarray:
     if abs(params.clip_seconds - self.clip_seconds) > 1e-9:
       raise ValueError(f'score spans {self.clip_seconds} s, asked for {params.clip_seconds}')
-    return synthesize(self.strokes, self.clip_seconds / self.size, params.sample_rate,
-                      params.clip_samples)
+    return synthesize(
+      self.strokes, self.clip_seconds / self.size, params.sample_rate, params.clip_samples
+    )
 
 
-def _random_strokes(rng: np.random.Generator, family: int, size: int,
-                    clip_seconds: float) -> tuple[Stroke, ...]:
+def _random_strokes(
+  rng: np.random.Generator, family: int, size: int, clip_seconds: float
+) -> tuple[Stroke, ...]:
   px_per_s = size / clip_seconds
   min_len = max(1, int(np.ceil(DURATION_S[0] * px_per_s)))
   max_len = max(min_len, int(DURATION_S[1] * px_per_s))
@@ -155,6 +167,7 @@ def pitch_rows(size: int) -> tuple[float, ...]:
   frequencies); the row is interpolated between band centres and flipped, as the mel image is.
   """
   import librosa
+
   centres = librosa.mel_frequencies(size + 2, fmin=FMIN_HZ, fmax=FMAX_HZ)[1:-1]
   bands = np.interp([midi_to_hz(m) for m in SCALE], centres, np.arange(size))
   return tuple(float(size - 1 - b) for b in bands)
@@ -173,7 +186,7 @@ def paint(strokes, family: int, size: int, rng: np.random.Generator) -> np.ndarr
     bottom = max(bottom, top + 1)
     # Brushwork: the paint load varies a little along the stroke, never enough to change hue.
     shade = 1.0 + rng.normal(0, 0.04, (1, s.length, 1)).astype(np.float32)
-    canvas[top:bottom, s.x0:s.x0 + s.length] = np.asarray(s.colour, np.float32) * shade
+    canvas[top:bottom, s.x0 : s.x0 + s.length] = np.asarray(s.colour, np.float32) * shade
   return np.clip(canvas, 0, 255).round().astype(np.uint8)
 
 
@@ -188,12 +201,15 @@ def synthesize(strokes, seconds_per_px: float, sample_rate: int, num_samples: in
     f0 = midi_to_hz(SCALE[s.band])
     amps = np.asarray(_TIMBRES[timbre_of(s.colour)][1])
     amps = amps / amps.sum()
-    tone = sum(a * np.sin(2 * np.pi * k * f0 * t) for k, a in enumerate(amps, 1)
-               if a and k * f0 < sample_rate / 2)
+    tone = sum(
+      a * np.sin(2 * np.pi * k * f0 * t)
+      for k, a in enumerate(amps, 1)
+      if a and k * f0 < sample_rate / 2
+    )
     env = np.exp(-t / 1.5)
     env[:attack] *= np.linspace(0, 1, attack, endpoint=False)[:n]
-    env[max(0, n - release):] *= np.linspace(1, 0, min(release, n))
-    out[start:start + n] += 0.3 * VELOCITIES[s.level] / 127 * env * tone
+    env[max(0, n - release) :] *= np.linspace(1, 0, min(release, n))
+    out[start : start + n] += 0.3 * VELOCITIES[s.level] / 127 * env * tone
   return np.clip(out, -1, 1).astype(np.float32)
 
 
@@ -207,9 +223,15 @@ def build(out_dir, opts, num_paintings: int | None) -> dict:
   if done is not None:
     return done
   start = time.perf_counter()
-  scores = {f'syn-{i:05d}': SynesthesiaScore(pairing.stable_hash(str(i), f'syn{opts.seed}'),
-                                             i % len(ERA_NAMES), opts.image_size,
-                                             float(opts.clip_seconds)) for i in range(n)}
+  scores = {
+    f'syn-{i:05d}': SynesthesiaScore(
+      pairing.stable_hash(str(i), f'syn{opts.seed}'),
+      i % len(ERA_NAMES),
+      opts.image_size,
+      float(opts.clip_seconds),
+    )
+    for i in range(n)
+  }
   by_family = {}
   for pid, score in scores.items():
     by_family.setdefault(ERA_NAMES[score.family], []).append(pid)
@@ -219,7 +241,15 @@ def build(out_dir, opts, num_paintings: int | None) -> dict:
     examples[split_of[pid]].append(pairing.Example(pid, score, pid, score, 0.0, score.family))
   inputs = dict(paintings_generated=n, rule_version=RULE_VERSION)
   return builder.write_dataset(
-      workspace, examples, opts, era_names=ERA_NAMES, source='demo:synesthesia',
-      formats={'paintings': 'procedural strokes', 'music': 'synthesised from the painting'},
-      fingerprint=fingerprint, skipped=[], extra=dict(inputs=inputs),
-      n_workers=workers.resolve_workers(opts.workers), start=start)
+    workspace,
+    examples,
+    opts,
+    era_names=ERA_NAMES,
+    source='demo:synesthesia',
+    formats={'paintings': 'procedural strokes', 'music': 'synthesised from the painting'},
+    fingerprint=fingerprint,
+    skipped=[],
+    extra=dict(inputs=inputs),
+    n_workers=workers.resolve_workers(opts.workers),
+    start=start,
+  )

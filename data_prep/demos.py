@@ -13,9 +13,16 @@ from data_prep import builder, demo_eras, demo_synesthesia
 DEMOS = ('synesthesia', 'eras')
 
 
-def build_demo(name: str, out_dir: str | os.PathLike, *, image_size: int = 128,
-               num_paintings: int | None = None, workers: int | None = None, seed: int = 0,
-               **options) -> dict:
+def build_demo(
+  name: str,
+  out_dir: str | os.PathLike,
+  *,
+  image_size: int = 128,
+  num_paintings: int | None = None,
+  workers: int | None = None,
+  seed: int = 0,
+  **options,
+) -> dict:
   """Build a built-in demo corpus ('synesthesia' or 'eras'); returns the report.
 
   Demo defaults (agreed with training): 128 px, 4 s clips at 22 050 Hz, n_fft 2048 (hop 689
@@ -27,12 +34,18 @@ def build_demo(name: str, out_dir: str | os.PathLike, *, image_size: int = 128,
   if name == 'synesthesia':
     # The synesthesia mel spans only the band its notes live in, so that every stroke sits on the
     # canvas row of its own fundamental (see demo_synesthesia).
-    defaults.update(val_fraction=0.125, test_fraction=0.125, fmin=demo_synesthesia.FMIN_HZ,
-                    fmax=demo_synesthesia.FMAX_HZ)
-    opts = builder.make_options(**{**defaults, **options, 'image_size': image_size, 'workers': workers,
-                           'seed': seed})
+    defaults.update(
+      val_fraction=0.125,
+      test_fraction=0.125,
+      fmin=demo_synesthesia.FMIN_HZ,
+      fmax=demo_synesthesia.FMAX_HZ,
+    )
+    opts = builder.make_options(
+      **{**defaults, **options, 'image_size': image_size, 'workers': workers, 'seed': seed}
+    )
     return demo_synesthesia.build(out_dir, opts, num_paintings)
   defaults.update(clip_hop_seconds=2.0, era_set='music21', max_clips_per_recording=24)
-  opts = builder.make_options(**{**defaults, **options, 'image_size': image_size, 'workers': workers,
-                         'seed': seed})
+  opts = builder.make_options(
+    **{**defaults, **options, 'image_size': image_size, 'workers': workers, 'seed': seed}
+  )
   return demo_eras.build(out_dir, opts, num_paintings)

@@ -18,11 +18,17 @@ import json
 import os
 import pathlib
 import unicodedata
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 ERAS_JSON = pathlib.Path(__file__).with_name('eras.json')
-_TABLE_KEYS = ('style_to_era', 'composer_to_era', 'composer_aliases', 'collection_to_era',
-               'era_sets')
+_TABLE_KEYS = (
+  'style_to_era',
+  'composer_to_era',
+  'composer_aliases',
+  'collection_to_era',
+  'era_sets',
+)
 _KNOWN_KEYS = {'version', 'about', 'eras', 'artgan_styles', *_TABLE_KEYS}
 
 T = TypeVar('T')
@@ -63,8 +69,11 @@ class EraTables:
     key = normalize(label)
     if key in self.eras:
       return key
-    for lookup in (self.style_era, self.composer_era,
-                   lambda k: self.collection_to_era.get(normalize(k))):
+    for lookup in (
+      self.style_era,
+      self.composer_era,
+      lambda k: self.collection_to_era.get(normalize(k)),
+    ):
       era = lookup(label)
       if era is not None:
         return era
@@ -78,8 +87,10 @@ class EraTables:
     names = [n for n in names if n]
     unknown = [n for n in names if n not in self.eras]
     if unknown or not names:
-      raise ValueError(f'unknown era set or era names {unknown or spec!r}: use one of the sets '
-                       f'{sorted(self.era_sets)} or eras {list(self.eras)}')
+      raise ValueError(
+        f'unknown era set or era names {unknown or spec!r}: use one of the sets '
+        f'{sorted(self.era_sets)} or eras {list(self.eras)}'
+      )
     if len(set(names)) != len(names):
       raise ValueError(f'era set {spec!r} names an era twice')
     return tuple(names)
@@ -105,8 +116,9 @@ def merge_tables(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[
   """Override entries replace base entries key by key; `eras` and `artgan_styles` replace whole."""
   unknown = set(overrides) - _KNOWN_KEYS
   if unknown:
-    raise ValueError(f'era overrides: unknown keys {sorted(unknown)}; allowed: '
-                     f'{sorted(_KNOWN_KEYS)}')
+    raise ValueError(
+      f'era overrides: unknown keys {sorted(unknown)}; allowed: {sorted(_KNOWN_KEYS)}'
+    )
   merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
   for key, value in overrides.items():
     if key in _TABLE_KEYS:
@@ -118,8 +130,12 @@ def merge_tables(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[
   return merged
 
 
-def partition_by_era(items: Iterable[T], era_of: Callable[[T], str | None],
-                     label_of: Callable[[T], str], era_set: Sequence[str]):
+def partition_by_era(
+  items: Iterable[T],
+  era_of: Callable[[T], str | None],
+  label_of: Callable[[T], str],
+  era_set: Sequence[str],
+):
   """Split items into (kept [(item, era)], unmapped {label: count}, outside_set {era: count})."""
   kept, unmapped, outside = [], collections.Counter(), collections.Counter()
   for item in items:
@@ -155,8 +171,9 @@ def _tables_from_dict(data: Mapping[str, Any]) -> EraTables:
     out = {}
     for name, era in data.get(key, {}).items():
       if era is not None and normalize(era) not in eras:
-        raise ValueError(f'era tables: {key}[{name!r}] = {era!r} is not one of the eras '
-                         f'{list(eras)}')
+        raise ValueError(
+          f'era tables: {key}[{name!r}] = {era!r} is not one of the eras {list(eras)}'
+        )
       out[normalize(name)] = None if era is None else normalize(era)
     return out
 
@@ -167,6 +184,12 @@ def _tables_from_dict(data: Mapping[str, Any]) -> EraTables:
       raise ValueError(f'era tables: era set {name!r} names unknown eras {bad}')
     era_sets[normalize(name)] = tuple(normalize(m) for m in members)
   aliases = {normalize(k): v for k, v in data.get('composer_aliases', {}).items()}
-  return EraTables(eras=eras, era_sets=era_sets, artgan_styles=tuple(data['artgan_styles']),
-                   style_to_era=table('style_to_era'), composer_to_era=table('composer_to_era'),
-                   composer_aliases=aliases, collection_to_era=table('collection_to_era'))
+  return EraTables(
+    eras=eras,
+    era_sets=era_sets,
+    artgan_styles=tuple(data['artgan_styles']),
+    style_to_era=table('style_to_era'),
+    composer_to_era=table('composer_to_era'),
+    composer_aliases=aliases,
+    collection_to_era=table('collection_to_era'),
+  )

@@ -23,14 +23,21 @@ class MidiRenderError(RuntimeError):
 
 def soundfont_path() -> str:
   import pretty_midi
+
   path = pathlib.Path(pretty_midi.__file__).with_name('TimGM6mb.sf2')
   if not path.is_file():
     raise MidiRenderError(f'General MIDI soundfont not found at {path}')
   return str(path)
 
 
-def render_midi(midi_path: str | os.PathLike, wav_path: str | os.PathLike, sample_rate: int, *,
-                max_seconds: float | None = None, program: int | None = None) -> pathlib.Path:
+def render_midi(
+  midi_path: str | os.PathLike,
+  wav_path: str | os.PathLike,
+  sample_rate: int,
+  *,
+  max_seconds: float | None = None,
+  program: int | None = None,
+) -> pathlib.Path:
   """Render `midi_path` to a 16-bit wav at `sample_rate`, written atomically to `wav_path`.
 
   Args:
@@ -44,20 +51,35 @@ def render_midi(midi_path: str | os.PathLike, wav_path: str | os.PathLike, sampl
   with tempfile.TemporaryDirectory(prefix='p2p-midi-') as tmp:
     prepared = _prepare(midi_path, pathlib.Path(tmp) / 'in.mid', max_seconds, program)
     rendered = pathlib.Path(tmp) / 'out.wav'
-    cmd = [FLUIDSYNTH, '-ni', '-q', '-g', str(_GAIN), '-r', str(int(sample_rate)),
-           '-F', str(rendered), soundfont_path(), str(prepared)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    cmd = [
+      FLUIDSYNTH,
+      '-ni',
+      '-q',
+      '-g',
+      str(_GAIN),
+      '-r',
+      str(int(sample_rate)),
+      '-F',
+      str(rendered),
+      soundfont_path(),
+      str(prepared),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     if result.returncode != 0 or not rendered.is_file() or rendered.stat().st_size <= 44:
-      raise MidiRenderError(f'fluidsynth failed on {midi_path}: '
-                            f'{(result.stderr or result.stdout).strip()[-300:] or "no audio"}')
+      raise MidiRenderError(
+        f'fluidsynth failed on {midi_path}: '
+        f'{(result.stderr or result.stdout).strip()[-300:] or "no audio"}'
+      )
     os.replace(rendered, wav_path)
   return wav_path
 
 
-def _prepare(midi_path, out_path: pathlib.Path, max_seconds: float | None,
-             program: int | None) -> pathlib.Path:
+def _prepare(
+  midi_path, out_path: pathlib.Path, max_seconds: float | None, program: int | None
+) -> pathlib.Path:
   """Validate with pretty_midi; truncate / re-program into `out_path` when asked."""
   import pretty_midi
+
   try:
     midi = pretty_midi.PrettyMIDI(str(midi_path))
   except Exception as e:  # pretty_midi/mido raise many types on malformed files.

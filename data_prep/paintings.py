@@ -21,7 +21,7 @@ import csv
 import dataclasses
 import functools
 import pathlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,6 +35,7 @@ _STYLE_CSVS = ('style_train.csv', 'style_val.csv')
 @dataclasses.dataclass(frozen=True)
 class FilePainting:
   """A painting stored as an image file."""
+
   path: str
 
   def load(self, size: int, mode: str) -> np.ndarray:
@@ -44,6 +45,7 @@ class FilePainting:
 @dataclasses.dataclass(frozen=True)
 class ParquetPainting:
   """Row `row` of a parquet file whose `image` column is a struct with the encoded bytes."""
+
   path: str
   row: int
 
@@ -132,6 +134,7 @@ def _scan_wikiart_csv(root: pathlib.Path, style_names: Sequence[str]) -> Paintin
 
 def _scan_parquet(root: pathlib.Path, style_names: Sequence[str]) -> PaintingScan:
   import pyarrow.parquet as pq
+
   files = sorted(set(root.glob('data/*.parquet')) | set(root.glob('*.parquet')))
   items, ignored = [], collections.defaultdict(list)
   for path in files:
@@ -179,6 +182,7 @@ def _existing_dir(root, what: str) -> pathlib.Path:
 @functools.lru_cache(maxsize=16)
 def _row_group_starts(path: str) -> np.ndarray:
   import pyarrow.parquet as pq
+
   meta = pq.ParquetFile(path).metadata
   return np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
 
@@ -193,5 +197,6 @@ def _locate_row(path: str, row: int) -> tuple[int, int]:
 @functools.lru_cache(maxsize=2)
 def _row_group_images(path: str, group: int) -> list[bytes]:
   import pyarrow.parquet as pq
+
   column = pq.ParquetFile(path).read_row_group(group, columns=['image']).column('image')
   return [cell['bytes'] if isinstance(cell, dict) else cell for cell in column.to_pylist()]

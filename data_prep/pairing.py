@@ -15,7 +15,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-from typing import Any, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,22 +44,25 @@ def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int,
   return n - n_val - n_test, n_val, n_test
 
 
-def assign_splits(ids_by_era: Mapping[str, Sequence[str]], val_fraction: float,
-                  test_fraction: float) -> dict[str, str]:
+def assign_splits(
+  ids_by_era: Mapping[str, Sequence[str]], val_fraction: float, test_fraction: float
+) -> dict[str, str]:
   """id -> split name, grouped by era, ranked by stable hash of the id."""
   out = {}
   for era in sorted(ids_by_era):
     ranked = sorted(set(ids_by_era[era]), key=lambda i: (stable_hash(i, 'split'), i))
     n_train, n_val, _ = split_sizes(len(ranked), val_fraction, test_fraction)
     for rank, item_id in enumerate(ranked):
-      out[item_id] = ('train' if rank < n_train else
-                      'validation' if rank < n_train + n_val else 'test')
+      out[item_id] = (
+        'train' if rank < n_train else 'validation' if rank < n_train + n_val else 'test'
+      )
   return out
 
 
 @dataclasses.dataclass(frozen=True)
 class Example:
   """One planned record: everything a worker needs to materialise it."""
+
   painting_id: str
   painting: Any  # a painting reference with .load(size, mode)
   clip_source_id: str
@@ -70,14 +74,19 @@ class Example:
 @dataclasses.dataclass(frozen=True)
 class Candidate:
   """A clip available for pairing."""
+
   source_id: str
   offset_s: float
   ref: Hashable
 
 
-def pair(paintings: Sequence[tuple[str, Any, str, str]],
-         clips: Sequence[tuple[Candidate, str, str]], era_names: Sequence[str], k: int,
-         seed: int) -> tuple[dict[str, list[Example]], list[tuple[str, str]]]:
+def pair(
+  paintings: Sequence[tuple[str, Any, str, str]],
+  clips: Sequence[tuple[Candidate, str, str]],
+  era_names: Sequence[str],
+  k: int,
+  seed: int,
+) -> tuple[dict[str, list[Example]], list[tuple[str, str]]]:
   """Pair each painting with `k` clips of its era and split.
 
   Args:
@@ -94,7 +103,7 @@ def pair(paintings: Sequence[tuple[str, Any, str, str]],
     pools[era, split].append(candidate)
   for key, pool in pools.items():
     pool.sort(key=lambda c: (c.source_id, c.offset_s))
-    rng = np.random.default_rng([seed, stable_hash('/'.join(key), 'pool') % 2 ** 32])
+    rng = np.random.default_rng([seed, stable_hash('/'.join(key), 'pool') % 2**32])
     rng.shuffle(pool)
   dealt = collections.Counter()
   examples = {split: [] for split in SPLITS}
@@ -108,8 +117,9 @@ def pair(paintings: Sequence[tuple[str, Any, str, str]],
     for _ in range(k):
       clip = pool[dealt[era, split] % len(pool)]
       dealt[era, split] += 1
-      examples[split].append(Example(painting_id, ref, clip.source_id, clip.ref, clip.offset_s,
-                                     era_index[era]))
+      examples[split].append(
+        Example(painting_id, ref, clip.source_id, clip.ref, clip.offset_s, era_index[era])
+      )
   return examples, unpaired
 
 
@@ -132,6 +142,5 @@ def plan_shards(examples: Mapping[str, Sequence[Example]], shard_size: int) -> l
       continue
     num = -(-len(items) // shard_size)
     bounds = np.linspace(0, len(items), num + 1).round().astype(int)
-    plans += [ShardPlan(split, i, num, tuple(items[bounds[i]:bounds[i + 1]]))
-              for i in range(num)]
+    plans += [ShardPlan(split, i, num, tuple(items[bounds[i] : bounds[i + 1]])) for i in range(num)]
   return plans

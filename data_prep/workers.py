@@ -17,7 +17,8 @@ import os
 import pathlib
 import sys
 import time
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -61,8 +62,13 @@ def run_probe(job: ProbeJob) -> ProbeResult:
   if job.render_to is not None:
     if not os.path.exists(job.render_to):
       try:
-        midi.render_midi(job.path, job.render_to, job.sample_rate,
-                         max_seconds=job.render_max_seconds, program=job.render_program)
+        midi.render_midi(
+          job.path,
+          job.render_to,
+          job.sample_rate,
+          max_seconds=job.render_max_seconds,
+          program=job.render_program,
+        )
       except midi.MidiRenderError as e:
         return ProbeResult(job.source_id, path, clips.Probe(reason=str(e)))
     path = job.render_to
@@ -103,8 +109,7 @@ def run_shard(job: ShardJob) -> ShardResult:
   except BaseException:
     _remove_own_tmp(job.path)
     raise
-  return ShardResult(job.path, written, tuple(skipped), dict(by_era),
-                     time.perf_counter() - start)
+  return ShardResult(job.path, written, tuple(skipped), dict(by_era), time.perf_counter() - start)
 
 
 def _records(job: ShardJob, skipped: list, by_era: collections.Counter) -> Iterable[bytes]:
@@ -123,10 +128,18 @@ def _records(job: ShardJob, skipped: list, by_era: collections.Counter) -> Itera
       skipped.append((ex.painting_id, ex.clip_source_id, reason))
       continue
     by_era[job.era_names[ex.era]] += 1
-    yield records.serialize_example(features, dict(
-        painting=png, mel=mel, era=ex.era, painting_id=ex.painting_id,
-        clip_source_id=ex.clip_source_id, clip_offset_s=np.float32(ex.clip_offset_s),
-        notes_json=ex.clip.notes_json()))
+    yield records.serialize_example(
+      features,
+      dict(
+        painting=png,
+        mel=mel,
+        era=ex.era,
+        painting_id=ex.painting_id,
+        clip_source_id=ex.clip_source_id,
+        clip_offset_s=np.float32(ex.clip_offset_s),
+        notes_json=ex.clip.notes_json(),
+      ),
+    )
 
 
 def _painting_png(ref, job: ShardJob) -> bytes | str:
@@ -163,14 +176,23 @@ def _remove_own_tmp(path: str) -> None:
 
 def resolve_workers(workers: int | None) -> int:
   if workers is None or workers <= 0:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-               else os.cpu_count() or 1)
+    return max(
+      1, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    )
   return workers
 
 
-def parallel_map(fn: Callable[[T], R], jobs: Sequence[T], workers: int, *, desc: str,
-                 unit: str = 'job', weight: Callable[[T], int] = lambda _: 1,
-                 on_result: Callable[[R], None] | None = None, progress: bool = True) -> list[R]:
+def parallel_map(
+  fn: Callable[[T], R],
+  jobs: Sequence[T],
+  workers: int,
+  *,
+  desc: str,
+  unit: str = 'job',
+  weight: Callable[[T], int] = lambda _: 1,
+  on_result: Callable[[R], None] | None = None,
+  progress: bool = True,
+) -> list[R]:
   """Run `fn` over `jobs` (in order of results = order of jobs), with a tqdm bar.
 
   One worker runs in this process (no start-up cost, easy to debug). `on_result` is called in
@@ -181,10 +203,17 @@ def parallel_map(fn: Callable[[T], R], jobs: Sequence[T], workers: int, *, desc:
   """
   from threadpoolctl import threadpool_limits
   from tqdm import tqdm
+
   results: list[Any] = [None] * len(jobs)
   total = sum(weight(job) for job in jobs)
-  with tqdm(total=total, desc=desc, unit=unit, disable=not progress or not jobs,
-            dynamic_ncols=True, mininterval=1.0) as bar:
+  with tqdm(
+    total=total,
+    desc=desc,
+    unit=unit,
+    disable=not progress or not jobs,
+    dynamic_ncols=True,
+    mininterval=1.0,
+  ) as bar:
     if workers <= 1 or len(jobs) <= 1:
       with threadpool_limits(limits=1):
         for i, job in enumerate(jobs):
@@ -192,8 +221,9 @@ def parallel_map(fn: Callable[[T], R], jobs: Sequence[T], workers: int, *, desc:
           _finish(results[i], job, bar, weight, on_result)
       return results
     context = _pool_context()
-    with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context,
-                                                initializer=_one_native_thread) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+      min(workers, len(jobs)), mp_context=context, initializer=_one_native_thread
+    ) as pool:
       futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
       try:
         for future in concurrent.futures.as_completed(futures):
@@ -209,6 +239,7 @@ def parallel_map(fn: Callable[[T], R], jobs: Sequence[T], workers: int, *, desc:
 
 def _one_native_thread() -> None:
   from threadpoolctl import threadpool_limits
+
   threadpool_limits(limits=1)
 
 
@@ -223,6 +254,7 @@ def _pool_context():
 
 def _warm_up() -> None:
   import librosa  # noqa: F401  (lazy submodules are loaded by the mel below)
+
   params = spectrogram.MelParams(image_size=8, clip_seconds=0.1, n_fft=256, sample_rate=8000)
   spectrogram.audio_to_mel_image(np.zeros(800, np.float32), params)
   _features(8, ('a',))

@@ -3,8 +3,8 @@
 Global batch 256 sharded over all devices (e.g. a v5e-64 pod slice: 4 per chip; 8 x H100:
 32 per GPU), bfloat16 compute with float32 parameters, BatchNorm statistics over the global
 batch. Scaling pix2pix's lr (2e-4 at batch 1) linearly to batch 256 would destabilise the GAN;
-8e-4 is an untuned starting point for a sweep. Set `--config.fsdp=True` to shard parameters and Adam state
-over the data axis when memory, not compute, is the limit (512^2, big ngf).
+8e-4 is an untuned starting point for a sweep. Set `--config.fsdp=True` to shard parameters and
+Adam state over the data axis when memory, not compute, is the limit (512^2, big ngf).
 
 Launch the same command on every host; see docs/training.md (JAX_COORDINATOR_ADDRESS, ...).
 """

@@ -9,11 +9,12 @@ first use. Metrics and outputs: docs/evaluation.md.
 
 from absl import flags
 
-from pix2pitch_jax.evaluation import job as evaluation_job
 from pix2pitch_jax.core import cli
+from pix2pitch_jax.evaluation import job as evaluation_job
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).',
-                               required=True)
+_WORKDIR = flags.DEFINE_string(
+  'workdir', None, 'Training workdir (config.json, checkpoints/).', required=True
+)
 _CHECKPOINT = flags.DEFINE_string('checkpoint', 'latest', "'latest' or a step number.")
 _SPLIT = flags.DEFINE_string('split', 'test', 'Dataset split to evaluate on.')
 _MAX_EXAMPLES = flags.DEFINE_integer('max_examples', None, 'Evaluate on the first N examples.')
@@ -24,9 +25,14 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Griffin-Lim initial phases.
 
 def main() -> None:
   result = evaluation_job.evaluate(
-      _WORKDIR.value, cli.parse_checkpoint(_CHECKPOINT.value), _SPLIT.value,
-      _MAX_EXAMPLES.value, batch_size=_BATCH_SIZE.value, griffin_lim_iters=_GL_ITERS.value,
-      seed=_SEED.value)
+    _WORKDIR.value,
+    cli.parse_checkpoint(_CHECKPOINT.value),
+    _SPLIT.value,
+    _MAX_EXAMPLES.value,
+    batch_size=_BATCH_SIZE.value,
+    griffin_lim_iters=_GL_ITERS.value,
+    seed=_SEED.value,
+  )
   print(open(result['report_md'], encoding='utf-8').read())
   print(f'metrics: {result["metrics_json"]}\nreport:  {result["report_md"]}')
 

@@ -10,11 +10,12 @@ readable images are reported and skipped. Same seed, same audio.
 
 from absl import flags
 
-from pix2pitch_jax.generation import job as generation_job
 from pix2pitch_jax.core import cli
+from pix2pitch_jax.generation import job as generation_job
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).',
-                               required=True)
+_WORKDIR = flags.DEFINE_string(
+  'workdir', None, 'Training workdir (config.json, checkpoints/).', required=True
+)
 _IMAGES = flags.DEFINE_string('images', None, 'Folder of images (searched recursively).')
 _SPLIT = flags.DEFINE_string('split', None, 'Or: a split of the training dataset, e.g. test.')
 _OUT = flags.DEFINE_string('out', None, 'Output folder.', required=True)
@@ -23,18 +24,29 @@ _MAX_EXAMPLES = flags.DEFINE_integer('max_examples', None, 'Use only the first N
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Griffin-Lim initial phases.')
 _GL_ITERS = flags.DEFINE_integer('griffin_lim_iters', 64, 'Griffin-Lim iterations per clip.')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 8, 'Batch size (rounded up to the device count).')
-_ERA = flags.DEFINE_string('era', None, 'For --images with an era-conditioned generator: the era '
-                           'to condition on (a name from the dataset).')
+_ERA = flags.DEFINE_string(
+  'era',
+  None,
+  'For --images with an era-conditioned generator: the era '
+  'to condition on (a name from the dataset).',
+)
 
 flags.mark_flags_as_mutual_exclusive(['images', 'split'], required=True)
 
 
 def main() -> None:
   result = generation_job.generate(
-      _WORKDIR.value, _OUT.value, images_dir=_IMAGES.value, split=_SPLIT.value,
-      checkpoint=cli.parse_checkpoint(_CHECKPOINT.value), max_examples=_MAX_EXAMPLES.value,
-      seed=_SEED.value, griffin_lim_iters=_GL_ITERS.value, batch_size=_BATCH_SIZE.value,
-      era=_ERA.value)
+    _WORKDIR.value,
+    _OUT.value,
+    images_dir=_IMAGES.value,
+    split=_SPLIT.value,
+    checkpoint=cli.parse_checkpoint(_CHECKPOINT.value),
+    max_examples=_MAX_EXAMPLES.value,
+    seed=_SEED.value,
+    griffin_lim_iters=_GL_ITERS.value,
+    batch_size=_BATCH_SIZE.value,
+    era=_ERA.value,
+  )
   for path, reason in result['skipped']:
     print(f'skipped {path}: {reason}')
   print(f'{result["count"]} clip(s) from step {result["step"]}; open {result["index_html"]}')

@@ -38,21 +38,35 @@ DEFAULT_BATCH_SIZE = 8
 class LoadedGenerator:
   """A restored generator; `generate` runs it jitted, in batches sharded over `mesh`."""
 
-  def __init__(self, *, config: ml_collections.ConfigDict, step: int,
-               meta: records.DatasetMeta, graphdef: nnx.GraphDef, variables: Any,
-               mesh: jax.sharding.Mesh):
+  def __init__(
+    self,
+    *,
+    config: ml_collections.ConfigDict,
+    step: int,
+    meta: records.DatasetMeta,
+    graphdef: nnx.GraphDef,
+    variables: Any,
+    mesh: jax.sharding.Mesh,
+  ):
     self.config, self.step, self.meta, self.mesh = config, step, meta, mesh
     self.image_size = config.image_size
     self.variables = variables  # generator params + BN stats, laid out over the mesh
     self._era_conditioned = bool(config.model.era_conditioning)
     data = sharding.data_sharding(mesh)
-    self._apply = jax.jit(functools.partial(_generate, graphdef),
-                          in_shardings=(jax.tree.map(lambda a: a.sharding, variables), data,
-                                        data),
-                          out_shardings=data)
+    self._apply = jax.jit(
+      functools.partial(_generate, graphdef),
+      in_shardings=(jax.tree.map(lambda a: a.sharding, variables), data, data),
+      out_shardings=data,
+    )
 
-  def generate(self, paintings: np.ndarray, eras: np.ndarray | None = None, *,
-               batch_size: int = DEFAULT_BATCH_SIZE, progress: str | None = None) -> np.ndarray:
+  def generate(
+    self,
+    paintings: np.ndarray,
+    eras: np.ndarray | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: str | None = None,
+  ) -> np.ndarray:
     """uint8 (B,S,S,3) paintings [+ int (B,) eras] -> float32 (B,S,S) mels in [-1, 1]."""
     paintings = np.asarray(paintings)
     s = self.image_size
@@ -71,15 +85,19 @@ class LoadedGenerator:
     if b == 0:
       return np.zeros((0, s, s), np.float32)
     mels = sharding.map_in_batches(
-        lambda paintings, eras: self._apply(self.variables, paintings, eras),
-        {'paintings': paintings, 'eras': eras}, batch_size=batch_size, mesh=self.mesh,
-        progress=progress)
+      lambda paintings, eras: self._apply(self.variables, paintings, eras),
+      {'paintings': paintings, 'eras': eras},
+      batch_size=batch_size,
+      mesh=self.mesh,
+      progress=progress,
+    )
     return mels[..., 0].astype(np.float32)
 
 
 def _generate(graphdef, variables, paintings_u8, eras):
   generator = pix2pix.eval_view(
-      nnx.merge(graphdef, variables['params'], variables['batch_stats'], copy=True))
+    nnx.merge(graphdef, variables['params'], variables['batch_stats'], copy=True)
+  )
   paintings = paintings_u8.astype(jnp.float32) / 127.5 - 1.0
   return generator(paintings, eras)
 
@@ -92,8 +110,12 @@ def read_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
-def load_generator(workdir: str | os.PathLike, checkpoint: Literal['latest'] | int = 'latest',
-                   *, num_devices: int | None = None) -> LoadedGenerator:
+def load_generator(
+  workdir: str | os.PathLike,
+  checkpoint: Literal['latest'] | int = 'latest',
+  *,
+  num_devices: int | None = None,
+) -> LoadedGenerator:
   """Restore the generator of `workdir`'s checkpoint (`'latest'` or a step number)."""
   config = read_config(workdir)
   meta = records.read_meta(config.data_dir)
@@ -101,8 +123,9 @@ def load_generator(workdir: str | os.PathLike, checkpoint: Literal['latest'] | i
   graphdef, abstract = pix2pix.abstract_generator(config, len(meta.era_names))
   # Laid out as in training: replicated, or FSDP-sharded when the run needed that for memory.
   shardings = sharding.state_shardings(abstract, mesh, config.fsdp)
-  target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                        abstract, shardings)
+  target = jax.tree.map(
+    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
+  )
   ckpt = checkpointing.Checkpointer(workdir, read_only=True)
   try:
     steps = ckpt.all_steps()
@@ -116,25 +139,39 @@ def load_generator(workdir: str | os.PathLike, checkpoint: Literal['latest'] | i
     ckpt.close()
   assert restored is not None
   step, items = restored
-  return LoadedGenerator(config=config, step=step, meta=meta, graphdef=graphdef,
-                         variables=items[checkpointing.GENERATOR_ITEM], mesh=mesh)
+  return LoadedGenerator(
+    config=config,
+    step=step,
+    meta=meta,
+    graphdef=graphdef,
+    variables=items[checkpointing.GENERATOR_ITEM],
+    mesh=mesh,
+  )
 
 
-def mels_to_audio(mels: np.ndarray, params: spectrogram.MelParams, *, n_iter: int = 64,
-                  seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE,
-                  mesh: jax.sharding.Mesh | None = None) -> np.ndarray:
+def mels_to_audio(
+  mels: np.ndarray,
+  params: spectrogram.MelParams,
+  *,
+  n_iter: int = 64,
+  seed: int = 0,
+  batch_size: int = DEFAULT_BATCH_SIZE,
+  mesh: jax.sharding.Mesh | None = None,
+) -> np.ndarray:
   """Mel images (N, S, S) -> audio (N, clip_samples) by Griffin-Lim, in sharded batches.
 
   Clip i's initial phase comes from fold_in(seed, i): it depends only on the seed and the clip's
   index, not on the batch it landed in.
   """
+
   def to_audio(mels, index):
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(index)
     return inverse.mel_image_to_audio(mels, params, n_iter=n_iter, key=keys)
 
   arrays = {'mels': np.asarray(mels, np.float32), 'index': np.arange(len(mels), dtype=np.int32)}
-  return sharding.map_in_batches(to_audio, arrays, batch_size=batch_size, mesh=mesh,
-                                 progress='Griffin-Lim')
+  return sharding.map_in_batches(
+    to_audio, arrays, batch_size=batch_size, mesh=mesh, progress='Griffin-Lim'
+  )
 
 
 def load_era_classifier(out_dir: str | os.PathLike) -> era_model.TrainedEraClassifier:

@@ -18,8 +18,9 @@ from pix2pitch_jax.core import cli
 
 # lock_config=False: a mistyped key (--config.model.lambda_l1) is added rather than refused deep
 # inside flag parsing with a traceback; `configs.check_known_keys` then names it in one line.
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'experiments/<name>.py',
-                                          lock_config=False)
+_CONFIG = config_flags.DEFINE_config_file(
+  'config', None, 'experiments/<name>.py', lock_config=False
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs, config.json.')
 flags.mark_flags_as_required(['config', 'workdir'])
 

@@ -15,7 +15,7 @@ from absl import app, flags
 # Runnable as a plain script from anywhere.
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
-from pix2pitch_jax.generation import gallery  # noqa: E402
+from pix2pitch_jax.generation import gallery
 
 _INDEX = flags.DEFINE_string('index', None, 'Path to the gallery index.html.', required=True)
 _OUT = flags.DEFINE_string('out', 'gallery.png', 'Where to write the screenshot.')
@@ -25,12 +25,14 @@ _HEIGHT = flags.DEFINE_integer('height', 1600, 'Window height in pixels.')
 
 def main(argv):
   del argv
-  png = gallery.render_screenshot(_INDEX.value, _OUT.value, width=_WIDTH.value,
-                                  height=_HEIGHT.value)
+  png = gallery.render_screenshot(
+    _INDEX.value, _OUT.value, width=_WIDTH.value, height=_HEIGHT.value
+  )
   players = gallery.probe_audio_elements(_INDEX.value)
   for player in players:
-    print(f'{player["state"] or "not loaded":>10}  {player["duration"] or 0:6.2f} s  '
-          f'{player["src"]}')
+    print(
+      f'{player["state"] or "not loaded":>10}  {player["duration"] or 0:6.2f} s  {player["src"]}'
+    )
   broken = [p for p in players if p['state'] != 'ready']
   print(f'screenshot: {png}; {len(players) - len(broken)}/{len(players)} audio players loaded')
   if broken:

@@ -7,24 +7,32 @@ import pathlib
 # compile cache makes repeated runs of the suite fast.
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
-os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
-                      os.path.join(os.path.dirname(__file__), '..', '.cache', 'jax'))
+os.environ.setdefault(
+  'JAX_COMPILATION_CACHE_DIR', os.path.join(os.path.dirname(__file__), '..', '.cache', 'jax')
+)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 # librosa compiles numba functions with cache=True into one shared cache. Two xdist workers
 # compiling the same function into a fresh cache at once have crashed (a segfault in
 # librosa's piptrack on a clean clone), so each worker gets its own cache directory.
-os.environ.setdefault('NUMBA_CACHE_DIR', os.path.join(
-    os.path.dirname(__file__), '..', '.cache', 'numba',
-    os.environ.get('PYTEST_XDIST_WORKER', 'main')))
+os.environ.setdefault(
+  'NUMBA_CACHE_DIR',
+  os.path.join(
+    os.path.dirname(__file__),
+    '..',
+    '.cache',
+    'numba',
+    os.environ.get('PYTEST_XDIST_WORKER', 'main'),
+  ),
+)
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from absl import flags  # noqa: E402
+import jax
+import numpy as np
+import pytest
+from absl import flags
 
-from pix2pitch_jax.audio import spectrogram  # noqa: E402
-from pix2pitch_jax.core import configs  # noqa: E402
-from pix2pitch_jax.data import records  # noqa: E402
+from pix2pitch_jax.audio import spectrogram
+from pix2pitch_jax.core import configs
+from pix2pitch_jax.data import records
 
 jax.config.update('jax_compilation_cache_dir', os.environ['JAX_COMPILATION_CACHE_DIR'])
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
@@ -48,19 +56,32 @@ def make_tiny_examples(n: int, image_size: int, seed: int, prefix: str):
     painting = rng.integers(0, 256, (image_size, image_size, 3), dtype=np.uint8)
     era = i % len(TINY_ERAS)
     mel = painting.mean(axis=-1) / 127.5 - 1.0
-    out.append(dict(painting=painting, mel=mel.astype(np.float32), era=era,
-                    painting_id=f'{prefix}{i}', clip_source_id=f'{prefix}src{i // 2}',
-                    clip_offset_s=float(i)))
+    out.append(
+      dict(
+        painting=painting,
+        mel=mel.astype(np.float32),
+        era=era,
+        painting_id=f'{prefix}{i}',
+        clip_source_id=f'{prefix}src{i // 2}',
+        clip_offset_s=float(i),
+      )
+    )
   return out
 
 
-def write_tiny_dataset(data_dir, image_size=32, sizes=(('train', 16), ('validation', 4),
-                                                      ('test', 4))):
+def write_tiny_dataset(
+  data_dir, image_size=32, sizes=(('train', 16), ('validation', 4), ('test', 4))
+):
   params = spectrogram.MelParams(image_size=image_size, clip_seconds=2.0, n_fft=512)
   meta = records.DatasetMeta(params, TINY_ERAS, source='tests:tiny')
   for k, (split, n) in enumerate(sizes):
-    records.write_split(data_dir, split, make_tiny_examples(n, image_size, k, split[:2]), meta,
-                        num_shards=2 if n >= 8 else 1)
+    records.write_split(
+      data_dir,
+      split,
+      make_tiny_examples(n, image_size, k, split[:2]),
+      meta,
+      num_shards=2 if n >= 8 else 1,
+    )
   records.write_metadata(data_dir, meta)
   return str(data_dir)
 
@@ -77,6 +98,7 @@ class TinyRuleGenerator:
 
   def __init__(self, data_dir, step=4):
     import types
+
     self.config = types.SimpleNamespace(data_dir=data_dir)
     self.meta = records.read_meta(data_dir)
     self.image_size = self.meta.image_size
@@ -92,6 +114,10 @@ class TinyRuleGenerator:
 def stub_workdir(tiny_dataset, tmp_path, monkeypatch):
   """A workdir path whose 'checkpoint' loads as a TinyRuleGenerator (no training needed)."""
   from pix2pitch_jax import inference
-  monkeypatch.setattr(inference, 'load_generator',
-                      lambda workdir, checkpoint='latest': TinyRuleGenerator(tiny_dataset))
+
+  monkeypatch.setattr(
+    inference,
+    'load_generator',
+    lambda workdir, checkpoint='latest': TinyRuleGenerator(tiny_dataset),
+  )
   return tmp_path / 'workdir'

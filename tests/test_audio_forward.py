@@ -9,8 +9,9 @@ from pix2pitch_jax.audio import spectrogram
 @pytest.mark.parametrize('params', [spectrogram.MEL_256_22K, spectrogram.MEL_512_44K])
 def test_full_scale_sine_reads_near_zero_db_and_no_empty_filters(params):
   t = np.arange(params.clip_samples) / params.sample_rate
-  db = spectrogram.power_mel_to_db(spectrogram.audio_to_power_mel(np.sin(2 * np.pi * 1000 * t), params),
-                             params)
+  db = spectrogram.power_mel_to_db(
+    spectrogram.audio_to_power_mel(np.sin(2 * np.pi * 1000 * t), params), params
+  )
   assert db.shape == (params.n_mels, params.n_frames)
   assert -1.5 < db.max() < 1.0
   assert (spectrogram.mel_filterbank(params).max(axis=1) > 0).all()
@@ -30,8 +31,9 @@ def test_low_frequencies_in_last_row_and_range():
 def test_db_image_roundtrip():
   params = spectrogram.MelParams(image_size=32, clip_seconds=1.0, n_fft=512)
   db = np.random.default_rng(0).uniform(-80, 0, (32, 32))
-  np.testing.assert_allclose(spectrogram.image_to_db(spectrogram.db_to_image(db, params), params), db,
-                             atol=1e-4)
+  np.testing.assert_allclose(
+    spectrogram.image_to_db(spectrogram.db_to_image(db, params), params), db, atol=1e-4
+  )
 
 
 def test_params_validation_and_metadata_roundtrip():

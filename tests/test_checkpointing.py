@@ -4,11 +4,11 @@ import pathlib
 
 import numpy as np
 
-from pix2pitch_jax.runtime import checkpointing
 from pix2pitch_jax import inference
 from pix2pitch_jax.data import records
-from pix2pitch_jax.runtime import sharding
+from pix2pitch_jax.runtime import checkpointing, sharding
 from pix2pitch_jax.training import loop, pix2pix_task, trainer
+
 from conftest import tiny_config
 
 
@@ -44,9 +44,9 @@ def test_keeps_last_k_and_falls_back_when_latest_is_corrupt(tiny_dataset, tmp_pa
   assert inference.load_generator(workdir).step == 2
 
   # Re-running training resumes from step 2, not from scratch.
-  summary = trainer.train_and_evaluate(_config(tiny_dataset, num_train_steps=4,
-                                               checkpoint_every_steps=1, keep_checkpoints=2),
-                                       workdir)
+  summary = trainer.train_and_evaluate(
+    _config(tiny_dataset, num_train_steps=4, checkpoint_every_steps=1, keep_checkpoints=2), workdir
+  )
   assert summary['resumed_from'] == 2 and summary['step'] == 4
   assert np.isfinite(summary['G_L1'])
 

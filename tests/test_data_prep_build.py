@@ -22,8 +22,17 @@ from pix2pitch_jax.audio import spectrogram
 from pix2pitch_jax.data import records
 
 SR = 16_000
-TINY = dict(image_size=32, sample_rate=SR, clip_seconds=1.0, n_fft=512, shard_size=4,
-            val_fraction=0.2, test_fraction=0.2, workers=1, progress=False)
+TINY = dict(
+  image_size=32,
+  sample_rate=SR,
+  clip_seconds=1.0,
+  n_fft=512,
+  shard_size=4,
+  val_fraction=0.2,
+  test_fraction=0.2,
+  workers=1,
+  progress=False,
+)
 
 
 def _tone(path, seconds, freq=440.0, amp=0.5, sr=SR):
@@ -38,7 +47,9 @@ def _image(path, colour, size=(40, 30)):
 def _midi(path, seconds=2.5):
   pm = pretty_midi.PrettyMIDI()
   inst = pretty_midi.Instrument(0)
-  inst.notes = [pretty_midi.Note(90, 60 + i, i * 0.5, i * 0.5 + 0.45) for i in range(int(seconds * 2))]
+  inst.notes = [
+    pretty_midi.Note(90, 60 + i, i * 0.5, i * 0.5 + 0.45) for i in range(int(seconds * 2))
+  ]
   pm.instruments.append(inst)
   pm.write(str(path))
 
@@ -61,7 +72,7 @@ def sources(tmp_path_factory):
   (mus / 'baroque' / 'empty.wav').write_bytes(b'')
   _tone(mus / 'baroque' / 'cut.wav', 3.0)
   data = (mus / 'baroque' / 'cut.wav').read_bytes()
-  (mus / 'baroque' / 'cut.wav').write_bytes(data[:len(data) // 2])
+  (mus / 'baroque' / 'cut.wav').write_bytes(data[: len(data) // 2])
   (mus / 'romanticism' / 'corrupt.flac').write_bytes(b'fLaC' + os.urandom(500))
   sf.write(mus / 'romanticism' / 'silent.wav', np.zeros(SR * 2, np.float32), SR)
   _tone(mus / 'romanticism' / 'short.wav', 0.5)
@@ -108,10 +119,16 @@ def test_counts_and_no_leakage(built):
 def test_example_values(built):
   out, _ = built
   meta = records.read_meta(out)
-  assert meta.mel_params == spectrogram.MelParams(sample_rate=SR, image_size=32, clip_seconds=1.0,
-                                            n_fft=512)
-  assert meta.era_names == ('baroque', 'classicism', 'romanticism', 'impressionism',
-                            'expressionism')
+  assert meta.mel_params == spectrogram.MelParams(
+    sample_rate=SR, image_size=32, clip_seconds=1.0, n_fft=512
+  )
+  assert meta.era_names == (
+    'baroque',
+    'classicism',
+    'romanticism',
+    'impressionism',
+    'expressionism',
+  )
   for ex in _all(out, 'train'):
     assert ex['painting'].shape == (32, 32, 3) and ex['painting'].dtype == np.uint8
     assert ex['mel'].shape == (32, 32) and ex['mel'].dtype == np.float32
@@ -119,8 +136,9 @@ def test_example_values(built):
     assert meta.era_names[ex['era']] == ex['painting_id'].split('/')[0]
     assert ex['clip_source_id'].split('/')[0] == ex['painting_id'].split('/')[0]
     assert ex['clip_offset_s'] in (0.0, 1.0, 2.0) and ex['notes_json'] == ''
-  batch = next(iter(grain.MapDataset.source(records.open_split(out, 'train')).batch(2)
-                    .to_iter_dataset()))
+  batch = next(
+    iter(grain.MapDataset.source(records.open_split(out, 'train')).batch(2).to_iter_dataset())
+  )
   assert batch['mel'].shape == (2, 32, 32)
 
 
@@ -134,8 +152,9 @@ def test_skip_report_lists_every_bad_input(built):
   assert reasons['romanticism/short.wav'].startswith('too short')
   assert reasons['baroque/notes.txt'] == 'not an audio or MIDI extension'
   assert reasons['jazz/x.wav'] == "no era for label 'jazz'"
-  assert any(k.startswith('baroque/corrupt.jpg') and 'painting unreadable' in v
-             for k, v in reasons.items())
+  assert any(
+    k.startswith('baroque/corrupt.jpg') and 'painting unreadable' in v for k, v in reasons.items()
+  )
   assert any(k.startswith('romanticism/empty.png') for k in reasons)
   assert report['unmapped'] == {'paintings': {'doodles': 1}, 'recordings': {'jazz': 1}}
   assert report['outside_era_set']['paintings'] == {'modernism': 1}
@@ -182,11 +201,14 @@ def test_wikiart_csv_parquet_maestro_musicnet(tmp_path):
       _image(wiki / style / f'a_{i}.jpg', (i * 60, 90, 30))
   scan = paintings.scan_paintings(wiki, 'auto', styles)
   assert scan.format == 'wikiart' and len(scan.items) == 9
-  (tmp_path / 'style_train.csv').write_text('Baroque/a_0.jpg,0\nRococo/a_1.jpg,1\n'
-                                            'Baroque/gone.jpg,0\nBaroque/a_1.jpg,77\n')
+  (tmp_path / 'style_train.csv').write_text(
+    'Baroque/a_0.jpg,0\nRococo/a_1.jpg,1\nBaroque/gone.jpg,0\nBaroque/a_1.jpg,77\n'
+  )
   scan = paintings.scan_paintings(wiki, 'auto', styles)
-  assert [(i.painting_id, i.label) for i in scan.items] == [('Baroque/a_0.jpg', 'Baroque'),
-                                                          ('Rococo/a_1.jpg', 'Rococo')]
+  assert [(i.painting_id, i.label) for i in scan.items] == [
+    ('Baroque/a_0.jpg', 'Baroque'),
+    ('Rococo/a_1.jpg', 'Rococo'),
+  ]
   assert scan.ignored['listed in csv but missing'] == ['Baroque/gone.jpg']
   assert len(scan.ignored['bad csv row']) == 1
 
@@ -208,19 +230,36 @@ def test_wikiart_csv_parquet_maestro_musicnet(tmp_path):
   (maestro / '2018').mkdir(parents=True)
   with open(maestro / 'maestro-v3.0.0.csv', 'w', newline='') as f:
     w = csv.writer(f)
-    w.writerow(['canonical_composer', 'canonical_title', 'split', 'year', 'midi_filename',
-                'audio_filename', 'duration'])
-    for i, composer in enumerate(['Johann Sebastian Bach', 'Wolfgang Amadeus Mozart',
-                                  'Johann Sebastian Bach / Ferruccio Busoni',
-                                  'Muzio Clementi', 'Domenico Scarlatti', 'Joseph Haydn']):
+    w.writerow(
+      [
+        'canonical_composer',
+        'canonical_title',
+        'split',
+        'year',
+        'midi_filename',
+        'audio_filename',
+        'duration',
+      ]
+    )
+    for i, composer in enumerate(
+      [
+        'Johann Sebastian Bach',
+        'Wolfgang Amadeus Mozart',
+        'Johann Sebastian Bach / Ferruccio Busoni',
+        'Muzio Clementi',
+        'Domenico Scarlatti',
+        'Joseph Haydn',
+      ]
+    ):
       w.writerow([composer, 't', 'train', 2018, f'2018/{i}.midi', f'2018/{i}.wav', 3])
       _tone(maestro / '2018' / f'{i}.wav', 3.0, 300 + 50 * i)
     w.writerow(['Frédéric Chopin', 't', 'test', 2018, '2018/x.midi', '2018/x.wav', 3])
   mscan = music.scan_music(maestro, 'auto')
   assert mscan.format == 'maestro' and len(mscan.recordings) == 6
   assert mscan.ignored['listed in csv but missing'] == ['2018/x.wav']
-  report = builder.build_from_sources(pq_root, maestro, tmp_path / 'out',
-                                      era_set='baroque,classicism', **TINY)
+  report = builder.build_from_sources(
+    pq_root, maestro, tmp_path / 'out', era_set='baroque,classicism', **TINY
+  )
   assert report['formats'] == {'paintings': 'parquet', 'music': 'maestro'}
   assert sum(c['examples'] for c in report['counts'].values()) == 7
   assert any('painting unreadable' in s['reason'] for s in report['skipped'])
@@ -228,20 +267,25 @@ def test_wikiart_csv_parquet_maestro_musicnet(tmp_path):
   net = tmp_path / 'musicnet'
   (net / 'train_data').mkdir(parents=True)
   (net / 'test_data').mkdir()
-  (net / 'musicnet_metadata.csv').write_text('id,composer,composition,movement,ensemble,source,'
-                                             'transcriber,catalog_name,seconds\n'
-                                             '1727,Schubert,x,y,z,s,t,c,3\n'
-                                             '2303,Bach,x,y,z,s,t,c,3\n9999,Ravel,x,y,z,s,t,c,3\n')
+  (net / 'musicnet_metadata.csv').write_text(
+    'id,composer,composition,movement,ensemble,source,'
+    'transcriber,catalog_name,seconds\n'
+    '1727,Schubert,x,y,z,s,t,c,3\n'
+    '2303,Bach,x,y,z,s,t,c,3\n9999,Ravel,x,y,z,s,t,c,3\n'
+  )
   _tone(net / 'train_data' / '1727.wav', 1.5)
   _tone(net / 'test_data' / '2303.wav', 1.5)
   mscan = music.scan_music(net, 'auto')
   assert [(r.source_id, r.label) for r in mscan.recordings] == [
-      ('test_data/2303.wav', 'Bach'), ('train_data/1727.wav', 'Schubert')]
+    ('test_data/2303.wav', 'Bach'),
+    ('train_data/1727.wav', 'Schubert'),
+  ]
   assert mscan.ignored['listed in csv but missing'] == ['train_data/9999.wav']
 
 
 def eras_styles():
   from data_prep import eras
+
   return eras.load_tables().artgan_styles
 
 
@@ -251,11 +295,17 @@ def test_synesthesia_rule_known_stroke():
   object.__setattr__(score, 'strokes', (stroke,))  # pin the cached strokes to a known one
   assert score.notes() == [[0.5, 1.0, 96, 112, 73]]  # x 8/64*4 s, highest pitch = C7, thick, blue
   img = score.load(64)
-  rows = np.where((np.abs(img[:, 16].astype(int) - (30, 70, 190)).sum(-1) < 40))[0]
+  rows = np.where(np.abs(img[:, 16].astype(int) - (30, 70, 190)).sum(-1) < 40)[0]
   assert 0 < rows.min() and rows.max() < 10  # C7 is drawn near the top
   assert (np.abs(img[rows[0], 8:24].astype(int) - (30, 70, 190)).sum(-1) < 40).all()
-  params = spectrogram.MelParams(sample_rate=22050, image_size=64, clip_seconds=4.0, n_fft=2048,
-                           fmin=demo_synesthesia.FMIN_HZ, fmax=demo_synesthesia.FMAX_HZ)
+  params = spectrogram.MelParams(
+    sample_rate=22050,
+    image_size=64,
+    clip_seconds=4.0,
+    n_fft=2048,
+    fmin=demo_synesthesia.FMIN_HZ,
+    fmax=demo_synesthesia.FMAX_HZ,
+  )
   mel = spectrogram.audio_to_mel_image(score.waveform(params), params)
   frames = np.where(mel.max(axis=0) > -0.2)[0]
   assert abs(frames.min() - 8) <= 1 and abs(frames.max() - 24) <= 2  # onset and duration
@@ -301,12 +351,22 @@ def test_synesthesia_demo_parallel_matches_serial(tmp_path):
 
 
 def test_cli_bad_flag_is_one_line(tmp_path):
-  cmd = [sys.executable, '-m', 'data_prep.build', '--demo=synesthesia', f'--out={tmp_path}',
-         '--image_size=0']
-  result = subprocess.run(cmd, capture_output=True, text=True, cwd=pathlib.Path(__file__).parents[1])
+  cmd = [
+    sys.executable,
+    '-m',
+    'data_prep.build',
+    '--demo=synesthesia',
+    f'--out={tmp_path}',
+    '--image_size=0',
+  ]
+  result = subprocess.run(
+    cmd, capture_output=True, text=True, cwd=pathlib.Path(__file__).parents[1]
+  )
   assert result.returncode != 0
   assert 'image_size must be positive' in result.stderr and 'Traceback' not in result.stderr
   cmd[-1] = '--image_size=48'
-  result = subprocess.run(cmd, capture_output=True, text=True, cwd=pathlib.Path(__file__).parents[1])
+  result = subprocess.run(
+    cmd, capture_output=True, text=True, cwd=pathlib.Path(__file__).parents[1]
+  )
   assert result.returncode != 0 and 'power of two' in result.stderr
   assert 'Traceback' not in result.stderr

@@ -29,7 +29,9 @@ def test_rgb_png_from_path_bytes_and_pil(tmp_path):
     np.testing.assert_array_equal(out[8, 8], [200, 10, 30])
 
 
-@pytest.mark.parametrize('mode,value,expected', [
+@pytest.mark.parametrize(
+  'mode,value,expected',
+  [
     ('L', 128, (128, 128, 128)),
     ('1', 1, (255, 255, 255)),
     ('CMYK', (0, 255, 255, 0), (255, 0, 0)),  # no cyan, full magenta+yellow: red
@@ -37,7 +39,8 @@ def test_rgb_png_from_path_bytes_and_pil(tmp_path):
     ('I;16', 32896, (128, 128, 128)),
     ('I', 65535, (255, 255, 255)),
     ('F', 0.5, (128, 128, 128)),
-])
+  ],
+)
 def test_modes_to_rgb(mode, value, expected):
   out = images.load_painting(Image.new(mode, (16, 16), value), 16)
   _check(out)
@@ -104,10 +107,13 @@ def test_large_jpeg_uses_draft_and_still_gets_size():
   assert np.abs(out[32, 32].astype(int) - [30, 60, 90]).max() <= 3
 
 
-@pytest.mark.parametrize('data,match', [
+@pytest.mark.parametrize(
+  'data,match',
+  [
     (b'', 'empty'),
     (b'not an image at all', 'cannot decode'),
-])
+  ],
+)
 def test_undecodable_bytes(data, match):
   with pytest.raises(images.UnreadableImageError, match=match):
     images.load_painting(data, 16)
@@ -115,7 +121,7 @@ def test_undecodable_bytes(data, match):
 
 def test_truncated_and_empty_files(tmp_path):
   full = _encode(Image.effect_noise((64, 64), 50).convert('RGB'), 'PNG')
-  (tmp_path / 'cut.png').write_bytes(full[:len(full) // 2])
+  (tmp_path / 'cut.png').write_bytes(full[: len(full) // 2])
   (tmp_path / 'empty.jpg').write_bytes(b'')
   for name in ('cut.png', 'empty.jpg'):
     with pytest.raises(images.UnreadableImageError):

@@ -6,14 +6,16 @@ import pathlib
 import numpy as np
 import pytest
 
-from pix2pitch_jax.demo import pipeline as demo_pipeline
 from pix2pitch_jax.data import images
+from pix2pitch_jax.demo import pipeline as demo_pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # experiments/tiny.py (32x32, ngf = ndf = 8, 4 steps) on a 24-painting synesthesia corpus.
-TOY = dict(config_path=str(REPO / 'experiments' / 'tiny.py'),
-           build_options={'num_paintings': 24, 'shard_size': 8, 'progress': False},
-           gallery_size=3)
+TOY = dict(
+  config_path=str(REPO / 'experiments' / 'tiny.py'),
+  build_options={'num_paintings': 24, 'shard_size': 8, 'progress': False},
+  gallery_size=3,
+)
 
 
 def test_outside_style_images_cover_odd_modes(tmp_path):
@@ -36,17 +38,19 @@ def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path):
   assert 'onset_f1' in summary['headline']['model']
   html = pathlib.Path(summary['gallery_test']).read_text()
   assert html.count('<audio') >= 3
-  outside = json.loads((pathlib.Path(summary['gallery_outside']).parent / 'manifest.json')
-                       .read_text())
+  outside = json.loads(
+    (pathlib.Path(summary['gallery_outside']).parent / 'manifest.json').read_text()
+  )
   assert len(outside['entries']) == 4 and outside['skipped'] == []
-  stamps = {p: p.stat().st_mtime_ns for p in (pathlib.Path(summary['metrics_json']),
-                                              pathlib.Path(summary['gallery_test']))}
+  stamps = {
+    p: p.stat().st_mtime_ns
+    for p in (pathlib.Path(summary['metrics_json']), pathlib.Path(summary['gallery_test']))
+  }
 
   again = demo_pipeline.run_demo('synesthesia', tmp_path, **TOY)  # a second run redoes nothing
   assert again['metrics_json'] == summary['metrics_json']
   assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
-  assert json.loads((tmp_path / 'demo_summary.json').read_text())['headline'] == \
-      summary['headline']
+  assert json.loads((tmp_path / 'demo_summary.json').read_text())['headline'] == summary['headline']
 
 
 def test_bad_demo_name_and_missing_config(tmp_path):

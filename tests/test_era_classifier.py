@@ -8,8 +8,9 @@ from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.evaluation import era_classifier
 from pix2pitch_jax.models import era_classifier as era_model
 
-SMALL = era_model.ClassifierConfig(features=(8, 16), embedding_dim=16, num_steps=60,
-                                        batch_size=16, learning_rate=3e-3)
+SMALL = era_model.ClassifierConfig(
+  features=(8, 16), embedding_dim=16, num_steps=60, batch_size=16, learning_rate=3e-3
+)
 
 
 def striped_mels(n, seed):

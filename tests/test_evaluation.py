@@ -11,20 +11,28 @@ from pix2pitch_jax.evaluation import job as evaluation_job
 from pix2pitch_jax.models import era_classifier as era_model
 from pix2pitch_jax.training import summaries
 
-TINY_CLASSIFIER = era_model.ClassifierConfig(features=(8, 16), embedding_dim=16,
-                                                  num_steps=30, batch_size=8)
+TINY_CLASSIFIER = era_model.ClassifierConfig(
+  features=(8, 16), embedding_dim=16, num_steps=30, batch_size=8
+)
 
 
 def test_evaluate_writes_every_metric_with_baselines(stub_workdir):
-  result = evaluation_job.evaluate(stub_workdir, split='test', griffin_lim_iters=4,
-                               classifier_config=TINY_CLASSIFIER)
+  result = evaluation_job.evaluate(
+    stub_workdir, split='test', griffin_lim_iters=4, classifier_config=TINY_CLASSIFIER
+  )
   m = result['metrics']
   assert m['step'] == 4 and m['num_examples'] == 4
   for system in evaluation_job.SYSTEMS:
-    for key in evaluation_job.IMAGE_METRICS + ('griffin_lim_consistency', 'era_accuracy',
-                                           'era_accuracy_real', 'frechet_distance', 'diversity',
-                                           'diversity_ratio', 'chroma_distance',
-                                           'spectral_centroid_hz/difference'):
+    for key in evaluation_job.IMAGE_METRICS + (
+      'griffin_lim_consistency',
+      'era_accuracy',
+      'era_accuracy_real',
+      'frechet_distance',
+      'diversity',
+      'diversity_ratio',
+      'chroma_distance',
+      'spectral_centroid_hz/difference',
+    ):
       assert key in m[system], (system, key)
     assert set(m[system]['per_era']) == {'baroque', 'romanticism'}
   # The copying generator reproduces the reference (up to its float16 storage): near-perfect
@@ -43,8 +51,11 @@ def test_evaluate_writes_every_metric_with_baselines(stub_workdir):
   report = pathlib.Path(result['report_md']).read_text()
   assert '| l1_db |' in report and '## Per era' in report and '| baroque |' in report
   assert pathlib.Path(result['metrics_json']).name == 'metrics_4.json'
-  tags = {v.tag for e in summaries.read_events(stub_workdir / 'tensorboard' / 'eval')
-          for v in e.summary.value}
+  tags = {
+    v.tag
+    for e in summaries.read_events(stub_workdir / 'tensorboard' / 'eval')
+    for v in e.summary.value
+  }
   assert {'model/l1_db', 'real/mel', 'model/mel', 'real/audio_1', 'era_mean/audio_0'} <= tags
   assert (stub_workdir / 'era_classifier' / workdir_lib.ERA_CLASSIFIER_INFO).exists()
 
@@ -52,21 +63,25 @@ def test_evaluate_writes_every_metric_with_baselines(stub_workdir):
 def test_retrieval_finds_the_same_painting(tiny_dataset):
   summary = evaluation_job.summarize_training_split(tiny_dataset, num_eras=2)
   train = evaluation_job.load_eval_set(tiny_dataset, 'train', max_examples=5)
-  np.testing.assert_allclose(evaluation_job.retrieval_mels(summary, train.paintings), train.mels,
-                             atol=1e-3)
+  np.testing.assert_allclose(
+    evaluation_job.retrieval_mels(summary, train.paintings), train.mels, atol=1e-3
+  )
   assert summary.era_means.shape == (2, 32, 32)
-  np.testing.assert_allclose(evaluation_job.era_mean_mels(summary, np.array([1, 0]))[1],
-                             summary.era_means[0])
+  np.testing.assert_allclose(
+    evaluation_job.era_mean_mels(summary, np.array([1, 0]))[1], summary.era_means[0]
+  )
 
 
 def test_note_metrics_on_real_transcribable_mels():
   from pix2pitch_jax.audio import spectrogram
+
   params = spectrogram.MelParams(image_size=128, clip_seconds=4.0, n_fft=2048)
   t = np.arange(params.clip_samples) / params.sample_rate
   y = np.where((t > 1.0) & (t < 1.6), 0.3 * np.sin(2 * np.pi * 440.0 * t), 0.0)
   mel = spectrogram.audio_to_mel_image(y.astype(np.float32), params)
-  scores = evaluation_job.note_metrics(['[[1.0, 0.6, 69, 80, 73]]', ''],
-                                   np.stack([mel, mel]), params)
+  scores = evaluation_job.note_metrics(
+    ['[[1.0, 0.6, 69, 80, 73]]', ''], np.stack([mel, mel]), params
+  )
   assert scores['onset_f1'].tolist() == [1.0] and scores['rows'].tolist() == [0]
   assert evaluation_job.note_metrics(['', ''], np.stack([mel, mel]), params) is None
 
@@ -79,8 +94,11 @@ def test_json_has_no_nan_or_infinity():
 def train_tiny_workdir(data_dir, workdir):
   """The demo config shrunk to the tiny dataset: 4 training steps of an ngf=8 pix2pix."""
   import importlib.util
+
   import jax
+
   from pix2pitch_jax.training import trainer
+
   spec = importlib.util.spec_from_file_location('demo_config', 'experiments/demo.py')
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -95,8 +113,14 @@ def train_tiny_workdir(data_dir, workdir):
 @pytest.mark.slow
 def test_evaluate_a_real_checkpoint(tiny_dataset, tmp_path):
   workdir = train_tiny_workdir(tiny_dataset, tmp_path / 'trained')
-  result = evaluation_job.evaluate(workdir, checkpoint=4, split='test', max_examples=3,
-                               griffin_lim_iters=2, classifier_config=TINY_CLASSIFIER)
+  result = evaluation_job.evaluate(
+    workdir,
+    checkpoint=4,
+    split='test',
+    max_examples=3,
+    griffin_lim_iters=2,
+    classifier_config=TINY_CLASSIFIER,
+  )
   m = result['metrics']
   assert m['step'] == 4 and m['num_examples'] == 3
   for system in evaluation_job.SYSTEMS:

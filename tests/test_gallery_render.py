@@ -14,15 +14,17 @@ from pix2pitch_jax.generation import gallery
 from pix2pitch_jax.generation import job as generation_job
 
 pytestmark = pytest.mark.skipif(
-    not any(shutil.which(n) for n in ('chromium', 'chromium-browser', 'google-chrome')),
-    reason='needs Chromium (make setup installs it)')
+  not any(shutil.which(n) for n in ('chromium', 'chromium-browser', 'google-chrome')),
+  reason='needs Chromium (make setup installs it)',
+)
 
 
 @pytest.fixture
 def generated_gallery(stub_workdir, tmp_path):
   """A split gallery (generated + reference audio) written by generation_job.generate."""
-  result = generation_job.generate(stub_workdir, tmp_path / 'gallery', split='test',
-                               max_examples=2, griffin_lim_iters=2)
+  result = generation_job.generate(
+    stub_workdir, tmp_path / 'gallery', split='test', max_examples=2, griffin_lim_iters=2
+  )
   return pathlib.Path(result['index_html'])
 
 
@@ -36,9 +38,19 @@ def test_gallery_renders_with_working_audio(generated_gallery, tmp_path):
     assert player['state'] == 'ready' and player['duration'] == pytest.approx(2.0, abs=0.01)
 
   png = tmp_path / 'shot.png'
-  out = subprocess.run([sys.executable, 'scripts/screenshot_gallery.py',
-                        f'--index={generated_gallery}', f'--out={png}', '--width=900',
-                        '--height=700'], capture_output=True, text=True, timeout=180)
+  out = subprocess.run(
+    [
+      sys.executable,
+      'scripts/screenshot_gallery.py',
+      f'--index={generated_gallery}',
+      f'--out={png}',
+      '--width=900',
+      '--height=700',
+    ],
+    capture_output=True,
+    text=True,
+    timeout=180,
+  )
   assert out.returncode == 0, out.stderr[-2000:]
   assert '4/4 audio players loaded' in out.stdout
   with Image.open(png) as shot:
@@ -51,8 +63,10 @@ def test_a_broken_audio_file_is_reported(tmp_path):
   soundfile.write(tmp_path / 'good.wav', np.zeros(2205, np.float32), 22_050)
   (tmp_path / 'bad.wav').write_bytes(b'RIFF....not audio')
   Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'p.png')
-  entries = [gallery.GalleryEntry('good', 'p.png', 'p.png', 'good.wav'),
-             gallery.GalleryEntry('bad <name>', 'p.png', 'p.png', 'bad.wav')]
+  entries = [
+    gallery.GalleryEntry('good', 'p.png', 'p.png', 'good.wav'),
+    gallery.GalleryEntry('bad <name>', 'p.png', 'p.png', 'bad.wav'),
+  ]
   page = gallery.write_gallery(tmp_path, entries, title='t')
   assert 'bad &lt;name&gt;' in page.read_text()
   states = {p['src']: p['state'] for p in gallery.probe_audio_elements(page)}

@@ -18,9 +18,11 @@ def image_folder(root: pathlib.Path) -> pathlib.Path:
   rng = np.random.default_rng(0)
   Image.fromarray(rng.integers(0, 255, (48, 80, 3), dtype=np.uint8)).save(root / 'photo.jpg')
   Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8), 'L').save(
-      root / 'sketches' / 'sketch.png')
+    root / 'sketches' / 'sketch.png'
+  )
   Image.fromarray(rng.integers(0, 255, (40, 40, 4), dtype=np.uint8), 'RGBA').save(
-      root / 'alpha.png')
+    root / 'alpha.png'
+  )
   (root / 'broken.jpg').write_bytes(b'\xff\xd8 not really a jpeg')
   (root / 'README.txt').write_text('not an image')
   return root
@@ -46,12 +48,15 @@ def test_generate_from_a_folder_skips_bad_files(stub_workdir, tmp_path):
 
 def test_generate_a_split_with_references_is_deterministic(stub_workdir, tmp_path):
   workdir = stub_workdir
-  first = generation_job.generate(workdir, tmp_path / 'a', split='test', max_examples=3, seed=3,
-                              griffin_lim_iters=4)
-  again = generation_job.generate(workdir, tmp_path / 'b', split='test', max_examples=3, seed=3,
-                              griffin_lim_iters=4)
-  other = generation_job.generate(workdir, tmp_path / 'c', split='test', max_examples=3, seed=4,
-                              griffin_lim_iters=4)
+  first = generation_job.generate(
+    workdir, tmp_path / 'a', split='test', max_examples=3, seed=3, griffin_lim_iters=4
+  )
+  again = generation_job.generate(
+    workdir, tmp_path / 'b', split='test', max_examples=3, seed=3, griffin_lim_iters=4
+  )
+  other = generation_job.generate(
+    workdir, tmp_path / 'c', split='test', max_examples=3, seed=4, griffin_lim_iters=4
+  )
   assert first['count'] == 3 and first['skipped'] == []
   read = lambda result, name: soundfile.read(pathlib.Path(result['out_dir']) / name)[0]
   names = sorted(p.name for p in pathlib.Path(first['out_dir']).glob('*.wav'))

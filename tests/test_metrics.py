@@ -8,9 +8,8 @@ import scipy.fft
 import scipy.signal
 
 from data_prep import demo_synesthesia
-from pix2pitch_jax.audio import inverse, spectrogram
+from pix2pitch_jax.audio import inverse, spectrogram, transcription
 from pix2pitch_jax.evaluation import metrics
-from pix2pitch_jax.audio import transcription
 
 PARAMS = spectrogram.MelParams(image_size=32, clip_seconds=1.0, n_fft=512)
 
@@ -28,8 +27,9 @@ def test_l1_l2_lsd_by_hand():
   # LSD is an RMS per frame: a 4 dB error in half the bands of every frame is sqrt(8) dB.
   half = ref.copy()
   half[:, :16, :] += 4.0
-  np.testing.assert_allclose(metrics.log_spectral_distance(ref, half), [np.sqrt(8.0)] * 3,
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    metrics.log_spectral_distance(ref, half), [np.sqrt(8.0)] * 3, rtol=1e-5
+  )
   for fn in (metrics.mel_l1, metrics.mel_l2, metrics.log_spectral_distance):
     np.testing.assert_array_equal(fn(ref, ref), 0.0)
 
@@ -46,7 +46,7 @@ def test_mel_cepstral_distortion_matches_scipy_dct():
   ref, gen = random_db(seed=1), random_db(seed=2)
   to_cepstrum = lambda db: scipy.fft.dct(db * np.log(10) / 20, type=2, norm='ortho', axis=-2)
   diff = (to_cepstrum(ref) - to_cepstrum(gen))[:, 1:25, :]
-  expected = (10 / np.log(10) * np.sqrt(2 * (diff ** 2).sum(axis=1))).mean(axis=-1)
+  expected = (10 / np.log(10) * np.sqrt(2 * (diff**2).sum(axis=1))).mean(axis=-1)
   np.testing.assert_allclose(metrics.mel_cepstral_distortion(ref, gen), expected, rtol=1e-4)
   np.testing.assert_allclose(metrics.mel_cepstral_distortion(ref, ref), 0.0, atol=1e-5)
   # A constant dB offset only moves c0, which MCD drops: loudness is not timbre.
@@ -59,9 +59,9 @@ def numpy_ssim(x, y, data_range=2.0):
   window = np.outer(g, g) / np.outer(g, g).sum()
   blur = lambda z: scipy.signal.convolve2d(z, window, mode='valid')
   mx, my = blur(x), blur(y)
-  vx, vy, cxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
+  vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
   c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-  return np.mean((2 * mx * my + c1) * (2 * cxy + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2)))
+  return np.mean((2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
 
 
 def test_ssim_and_psnr():
@@ -94,7 +94,9 @@ def test_griffin_lim_consistency_is_low_for_real_spectrograms():
   rng = np.random.default_rng(0)
   params = spectrogram.MelParams(image_size=64, clip_seconds=2.0, n_fft=1024)
   t = np.arange(params.clip_samples) / params.sample_rate
-  real = spectrogram.audio_to_mel_image(np.sin(2 * np.pi * 440 * t) * np.exp(-(t % 0.5) * 4), params)
+  real = spectrogram.audio_to_mel_image(
+    np.sin(2 * np.pi * 440 * t) * np.exp(-(t % 0.5) * 4), params
+  )
   noise = rng.uniform(-1, 1, real.shape).astype(np.float32)  # no signal has this spectrogram
   images = np.stack([real, noise])
   clips = inverse.mel_image_to_audio(images, params, n_iter=32)
@@ -113,8 +115,10 @@ def test_frechet_distance():
   c = rng.standard_normal((4000, 4))
   assert metrics.frechet_distance(c, b) == pytest.approx(4.0, rel=0.15)
   # Small sets (n < dim, n == 1) still give finite non-negative values.
-  assert np.isfinite(metrics.frechet_distance(a[:3], a[5:6] + 1)) and \
-      metrics.frechet_distance(a[:3], a[5:6] + 1) >= 0
+  assert (
+    np.isfinite(metrics.frechet_distance(a[:3], a[5:6] + 1))
+    and metrics.frechet_distance(a[:3], a[5:6] + 1) >= 0
+  )
   with pytest.raises(ValueError, match='non-empty'):
     metrics.frechet_distance(a[:0], a)
 
@@ -143,7 +147,7 @@ def test_audio_descriptors_and_statistics():
   np.testing.assert_allclose(d['chroma'].sum(axis=1), 1.0, rtol=1e-5)
   same = metrics.descriptor_statistics(d, d)
   assert same['spectral_centroid_hz/difference'] == 0 and same['chroma_distance'] == 0
-  sub = lambda i: {k: v[i:i + 1] for k, v in d.items()}
+  sub = lambda i: {k: v[i : i + 1] for k, v in d.items()}
   stats = metrics.descriptor_statistics(sub(0), sub(2))
   assert stats['spectral_centroid_hz/difference'] > 0 and 0 < stats['chroma_distance'] <= 1
 
@@ -164,7 +168,7 @@ def synthesize_notes(notes, params, harmonics=(1.0, 0.5, 0.33, 0.25)):
     f0 = 440.0 * 2 ** ((midi - 69) / 12)
     tone = sum(a * np.sin(2 * np.pi * k * f0 * t) for k, a in enumerate(harmonics, 1))
     env = np.exp(-t / 1.5) * np.minimum(1, t / 0.01) * np.minimum(1, (n / sr - t) / 0.04)
-    y[start:start + n] += 0.3 * velocity / 127 / sum(harmonics) * env * tone
+    y[start : start + n] += 0.3 * velocity / 127 / sum(harmonics) * env * tone
   return y.astype(np.float32)
 
 
@@ -174,8 +178,9 @@ def random_score(rng, n_notes, clip_seconds, frame_s, scale=SCALE_C4_C6):
     midi = int(rng.choice(scale))
     onset = round(rng.integers(0, int((clip_seconds - 1.0) / frame_s)) * frame_s, 6)
     duration = float(rng.uniform(0.15, 0.9))
-    if any(onset < end + 0.12 and start < onset + duration + 0.12
-           for start, end in busy.get(midi, [])):
+    if any(
+      onset < end + 0.12 and start < onset + duration + 0.12 for start, end in busy.get(midi, [])
+    ):
       continue
     busy.setdefault(midi, []).append((onset, onset + duration))
     notes.append([onset, duration, midi, int(rng.choice([48, 80, 112])), 81])
@@ -184,18 +189,28 @@ def random_score(rng, n_notes, clip_seconds, frame_s, scale=SCALE_C4_C6):
 
 # The thesis resolution (full band, C4..C6, pitch window to match) and the synesthesia demo's
 # own setting (128 px, 4 s clips, n_fft 2048, mel band 400-2400 Hz, C5..C7, default window).
-@pytest.mark.parametrize('params,scale,config', [
+@pytest.mark.parametrize(
+  'params,scale,config',
+  [
     (spectrogram.MEL_256_22K, SCALE_C4_C6, transcription.TranscriptionConfig(max_midi=86.0)),
-    (spectrogram.MelParams(image_size=128, clip_seconds=4.0, n_fft=2048,
-                     fmin=demo_synesthesia.FMIN_HZ, fmax=demo_synesthesia.FMAX_HZ),
-     demo_synesthesia.SCALE, transcription.TranscriptionConfig()),
-])
+    (
+      spectrogram.MelParams(
+        image_size=128,
+        clip_seconds=4.0,
+        n_fft=2048,
+        fmin=demo_synesthesia.FMIN_HZ,
+        fmax=demo_synesthesia.FMAX_HZ,
+      ),
+      demo_synesthesia.SCALE,
+      transcription.TranscriptionConfig(),
+    ),
+  ],
+)
 def test_transcription_of_synthesized_notes_scores_near_one(params, scale, config):
   rng = np.random.default_rng(1)
   scores = []
   for _ in range(3):
-    notes = random_score(rng, 8, params.clip_seconds,
-                         params.hop_length / params.sample_rate, scale)
+    notes = random_score(rng, 8, params.clip_seconds, params.hop_length / params.sample_rate, scale)
     image = spectrogram.audio_to_mel_image(synthesize_notes(notes, params), params)
     estimated = transcription.transcribe_mel_image(image, params, config)
     reference = transcription.parse_notes_json(json.dumps(notes), params.clip_seconds)
@@ -209,8 +224,9 @@ def test_transcription_of_synthesized_notes_scores_near_one(params, scale, confi
 
 
 def test_parse_notes_json():
-  notes = transcription.parse_notes_json('[[0.5, 0.25, 69, 80, 73], [12.0, 1.0, 60, 80, 73]]',
-                                         clip_seconds=10.0)
+  notes = transcription.parse_notes_json(
+    '[[0.5, 0.25, 69, 80, 73], [12.0, 1.0, 60, 80, 73]]', clip_seconds=10.0
+  )
   np.testing.assert_allclose(notes.intervals, [[0.5, 0.75]])
   np.testing.assert_allclose(notes.pitches_hz, [440.0])
   assert len(transcription.parse_notes_json('')) == 0

@@ -33,7 +33,10 @@ def test_fsdp_shards_the_largest_divisible_dim():
   assert sharding.fsdp_spec((), 8) == P()
   assert sharding.fsdp_spec((16, 8), 1) == P()
   mesh = sharding.make_mesh()
-  tree = {'w': jax.ShapeDtypeStruct((16, 24), np.float32), 'b': jax.ShapeDtypeStruct((5,), np.float32)}
+  tree = {
+    'w': jax.ShapeDtypeStruct((16, 24), np.float32),
+    'b': jax.ShapeDtypeStruct((5,), np.float32),
+  }
   fsdp = sharding.state_shardings(tree, mesh, fsdp=True)
   assert fsdp['w'].spec == P(None, 'data') and fsdp['b'].spec == P()
   assert sharding.state_shardings(tree, mesh, fsdp=False)['w'].spec == P()

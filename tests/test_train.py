@@ -15,14 +15,14 @@ import pytest
 import soundfile
 from PIL import Image
 
-from pix2pitch_jax.runtime import checkpointing
 from pix2pitch_jax import inference
+from pix2pitch_jax.core import configs
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.data import records
-from pix2pitch_jax.training import summaries
-from pix2pitch_jax.training import loop, pix2pix_task, trainer
+from pix2pitch_jax.runtime import checkpointing
+from pix2pitch_jax.training import loop, pix2pix_task, summaries, trainer
+
 from conftest import tiny_config
-from pix2pitch_jax.core import configs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Same losses on 1 and 8 devices up to float reassociation of the sharded reductions
@@ -76,8 +76,12 @@ def test_tensorboard_shows_magma_mels_and_griffin_lim_audio(trained, tiny_datase
   reference and generated clips at the dataset's sample rate."""
   workdir, _ = trained
   params = records.read_meta(tiny_dataset).mel_params
-  values = {v.tag: v for e in summaries.read_events(os.path.join(workdir, 'tensorboard'))
-            if e.step == 4 for v in e.summary.value}
+  values = {
+    v.tag: v
+    for e in summaries.read_events(os.path.join(workdir, 'tensorboard'))
+    if e.step == 4
+    for v in e.summary.value
+  }
   for tag in ('painting', 'target_mel', 'generated_mel'):
     image = np.asarray(Image.open(io.BytesIO(values[tag].image.encoded_image_string)))
     assert image.ndim == 3 and image.shape[-1] == 3, tag
@@ -93,10 +97,19 @@ def test_tensorboard_shows_magma_mels_and_griffin_lim_audio(trained, tiny_datase
   assert 'target_audio/2' not in values
 
 
-@pytest.mark.parametrize('remaining, rate, expected', [
-    (100, 2.0, '0:00:50'), (7200, 1.0, '2:00:00'), (0, 0.0, '0:00:00'), (10**6, 0.0, '?'),
-    (10**6, 1e-12, '?'), (10, float('nan'), '?'), (10, -1.0, '?'), (10, float('inf'), '0:00:00'),
-])
+@pytest.mark.parametrize(
+  'remaining, rate, expected',
+  [
+    (100, 2.0, '0:00:50'),
+    (7200, 1.0, '2:00:00'),
+    (0, 0.0, '0:00:00'),
+    (10**6, 0.0, '?'),
+    (10**6, 1e-12, '?'),
+    (10, float('nan'), '?'),
+    (10, -1.0, '?'),
+    (10, float('inf'), '0:00:00'),
+  ],
+)
 def test_format_eta_never_overflows(remaining, rate, expected):
   assert loop.format_eta(remaining, rate) == expected
 
@@ -104,16 +117,26 @@ def test_format_eta_never_overflows(remaining, rate, expected):
 def test_progress_line_right_after_compilation_on_a_long_run():
   """log_every_steps=1: the first report has rate 0 (no step timed yet); it used to crash."""
   losses = dict.fromkeys(pix2pix_task.LOSS_KEYS, 0.5)
-  line = loop.progress_line(step=1, total=10**6, rate=0.0, batch_size=8, metrics=losses,
-                            keys=pix2pix_task.LOSS_KEYS)
+  line = loop.progress_line(
+    step=1, total=10**6, rate=0.0, batch_size=8, metrics=losses, keys=pix2pix_task.LOSS_KEYS
+  )
   assert 'ETA ?' in line and 'G_L1 0.5' in line
 
 
 def test_training_reduces_l1(tiny_dataset, tmp_path):
   """The mel of the tiny set is a function of the painting: L1 must fall steadily over 30 steps."""
-  config = tiny_train_config(tiny_dataset, num_train_steps=30, checkpoint_every_steps=30,
-                       log_every_steps=5, **{'input.jitter': False, 'model.use_dropout': False,
-                                          'optimizer.lr': 2e-3, 'optimizer.decay_start_step': 30})
+  config = tiny_train_config(
+    tiny_dataset,
+    num_train_steps=30,
+    checkpoint_every_steps=30,
+    log_every_steps=5,
+    **{
+      'input.jitter': False,
+      'model.use_dropout': False,
+      'optimizer.lr': 2e-3,
+      'optimizer.decay_start_step': 30,
+    },
+  )
   trainer.train_and_evaluate(config, str(tmp_path))
   l1 = [r['G_L1'] for r in read_metrics(str(tmp_path)) if 'G_L1' in r]
   assert l1[-1] < 0.9 * l1[0] and l1 == sorted(l1, reverse=True), l1
@@ -131,8 +154,9 @@ def test_one_and_eight_devices_give_the_same_losses(trained, tiny_dataset, tmp_p
 
 def test_fsdp_shards_params_and_optimizer_state(tiny_dataset, tmp_path):
   """Params and Adam state sharded over 'data': trains, checkpoints, loads sharded."""
-  summary = trainer.train_and_evaluate(tiny_train_config(tiny_dataset, fsdp=True, num_train_steps=2),
-                                       str(tmp_path))
+  summary = trainer.train_and_evaluate(
+    tiny_train_config(tiny_dataset, fsdp=True, num_train_steps=2), str(tmp_path)
+  )
   assert all(np.isfinite(summary[k]) for k in pix2pix_task.LOSS_KEYS)
   gen = inference.load_generator(str(tmp_path))
   kernel = gen.variables['params']['down_convs'][3]['kernel']  # (4, 4, 32, 64)
@@ -140,13 +164,16 @@ def test_fsdp_shards_params_and_optimizer_state(tiny_dataset, tmp_path):
   assert gen.generate(np.zeros((2, 32, 32, 3), np.uint8)).shape == (2, 32, 32)
 
 
-@pytest.mark.parametrize('overrides, message', [
-    ({'model.norm': 'layer'}, "model.norm must be one of"),
+@pytest.mark.parametrize(
+  'overrides, message',
+  [
+    ({'model.norm': 'layer'}, 'model.norm must be one of'),
     ({'image_size': 64}, 'has 32x32 mels'),
     ({'batch_size': 12, 'num_devices': 8}, 'divisible by the 8 devices'),
     ({'optimizer.decay_start_step': 99}, 'decay_start_step must be in'),
     ({'data_dir': '/nonexistent'}, 'is not a directory'),
-])
+  ],
+)
 def test_config_errors_are_clear_and_early(tiny_dataset, tmp_path, overrides, message):
   with pytest.raises(ValueError, match=message):
     trainer.train_and_evaluate(tiny_train_config(tiny_dataset, **overrides), str(tmp_path))
@@ -163,39 +190,68 @@ def test_small_batches_use_fewer_devices(tiny_dataset):
 def test_unknown_config_field(tiny_dataset, tmp_path):
   config = tiny_train_config(tiny_dataset)
   config.model.lambda_l1 = 10.0  # typo of lambda_L1
-  with pytest.raises(configs.ConfigError,
-                     match=r'unknown key model.lambda_l1 \(did you mean model.lambda_L1\?\)'):
+  with pytest.raises(
+    configs.ConfigError, match=r'unknown key model.lambda_l1 \(did you mean model.lambda_L1\?\)'
+  ):
     trainer.train_and_evaluate(config, str(tmp_path))
 
 
-@pytest.mark.parametrize('override, message', [
-    ('--config.model.lambda_l1=50',
-     'error: Bad config: unknown key model.lambda_l1 (did you mean model.lambda_L1?)'),
+@pytest.mark.parametrize(
+  'override, message',
+  [
+    (
+      '--config.model.lambda_l1=50',
+      'error: Bad config: unknown key model.lambda_l1 (did you mean model.lambda_L1?)',
+    ),
     ('--config.batchsize=2', 'error: Bad config: unknown key batchsize (did you mean batch_size?)'),
-])
-def test_cli_reports_a_mistyped_key_in_one_line_from_any_directory(tiny_dataset, tmp_path,
-                                                                    override, message):
+  ],
+)
+def test_cli_reports_a_mistyped_key_in_one_line_from_any_directory(
+  tiny_dataset, tmp_path, override, message
+):
   result = subprocess.run(
-      [sys.executable, '-m', 'pix2pitch_jax.train', f'--config={REPO}/experiments/tiny.py',
-       f'--workdir={tmp_path}', f'--config.data_dir={tiny_dataset}', override],
-      cwd=tmp_path, capture_output=True, text=True, timeout=120,
-      env={**os.environ, 'PYTHONPATH': REPO})
+    [
+      sys.executable,
+      '-m',
+      'pix2pitch_jax.train',
+      f'--config={REPO}/experiments/tiny.py',
+      f'--workdir={tmp_path}',
+      f'--config.data_dir={tiny_dataset}',
+      override,
+    ],
+    cwd=tmp_path,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    env={**os.environ, 'PYTHONPATH': REPO},
+  )
   assert result.returncode == 1
   assert result.stderr.strip().splitlines() == [message]
 
 
 def test_cli_reports_a_bad_value_in_one_line(tiny_dataset, tmp_path):
   result = subprocess.run(
-      [sys.executable, '-m', 'pix2pitch_jax.train', '--config=experiments/tiny.py',
-       f'--workdir={tmp_path}', f'--config.data_dir={tiny_dataset}', '--config.model.gan_mode=wgan'],
-      cwd=REPO, capture_output=True, text=True, timeout=120)
+    [
+      sys.executable,
+      '-m',
+      'pix2pitch_jax.train',
+      '--config=experiments/tiny.py',
+      f'--workdir={tmp_path}',
+      f'--config.data_dir={tiny_dataset}',
+      '--config.model.gan_mode=wgan',
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert result.returncode == 1
   assert result.stderr.strip().splitlines()[-1] == (
-      "error: Bad config: model.gan_mode must be one of ('vanilla', 'lsgan'), got 'wgan'")
+    "error: Bad config: model.gan_mode must be one of ('vanilla', 'lsgan'), got 'wgan'"
+  )
 
 
-def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_path,
-                                                              monkeypatch):
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_path, monkeypatch):
   real_step = pix2pix_task.train_step
 
   def poisoned_step(nets, model_config, state, batch):
@@ -204,7 +260,9 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_
     return new_state, dict(metrics, G_GAN=metrics['G_GAN'] + poison)
 
   monkeypatch.setattr(pix2pix_task, 'train_step', poisoned_step)
-  with pytest.raises(FloatingPointError, match=r'non-finite .* step 3: .*G_GAN.*step 2\) is intact'):
+  with pytest.raises(
+    FloatingPointError, match=r'non-finite .* step 3: .*G_GAN.*step 2\) is intact'
+  ):
     trainer.train_and_evaluate(tiny_train_config(tiny_dataset), str(tmp_path))
   assert checkpointing.Checkpointer(str(tmp_path), read_only=True).all_steps() == [2]
 

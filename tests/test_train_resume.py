@@ -11,11 +11,11 @@ import jax
 import numpy as np
 import pytest
 
-from pix2pitch_jax.runtime import checkpointing
-from pix2pitch_jax.data import records
-from pix2pitch_jax.runtime import sharding
 from pix2pitch_jax.core import workdir as workdir_lib
+from pix2pitch_jax.data import records
+from pix2pitch_jax.runtime import checkpointing, sharding
 from pix2pitch_jax.training import loop, pix2pix_task, trainer
+
 from conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,8 +29,13 @@ def _flags(data_dir, workdir, **overrides):
 
 def _start(flags):
   # The child inherits XLA_FLAGS (8 CPU devices) and the compile cache from conftest.
-  return subprocess.Popen([sys.executable, '-m', 'pix2pitch_jax.train', *flags], cwd=REPO,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  return subprocess.Popen(
+    [sys.executable, '-m', 'pix2pitch_jax.train', *flags],
+    cwd=REPO,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
 
 
 def _wait_for(predicate, proc, timeout=180.0):
@@ -79,12 +84,13 @@ def test_kill_9_then_resume_is_bit_identical(tiny_dataset, tmp_path):
   assert proc.returncode == 0, out[-3000:]
   assert f'Resumed from checkpoint step {killed_at}' in out
 
-  (step_a, a), (step_b, b) = _restore(tiny_dataset, reference, overrides), _restore(
-      tiny_dataset, workdir, overrides)
+  (step_a, a), (step_b, b) = (
+    _restore(tiny_dataset, reference, overrides),
+    _restore(tiny_dataset, workdir, overrides),
+  )
   assert step_a == step_b == 24
   for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y),
-                                  err_msg=jax.tree_util.keystr(path))
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
 
 
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])  # pre-emption and Ctrl-C
@@ -101,4 +107,3 @@ def test_stop_signal_saves_and_exits_cleanly(tiny_dataset, tmp_path, sig):
   step, state = _restore(tiny_dataset, workdir, overrides)
   assert 0 < step < 100_000 and int(state['progress']['step']) == step
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state['generator']))
-

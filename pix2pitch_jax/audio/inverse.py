@@ -15,7 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from pix2pitch_jax.audio.spectrogram import (
-    MelParams, _array_module, image_to_power_mel, mel_filterbank)
+  MelParams,
+  _array_module,
+  image_to_power_mel,
+  mel_filterbank,
+)
 
 # ------------------------------------------------------------------------------------------------
 # Inverse: mel image -> power mel -> linear magnitude -> audio (fast Griffin-Lim), all in JAX, so a
@@ -53,13 +57,17 @@ def _nnls_constants(params: MelParams) -> tuple[np.ndarray, np.ndarray, np.ndarr
   basis = mel_filterbank(params).astype(np.float64)
   coverage = basis.T @ basis.sum(axis=1)
   steps = np.where(coverage > 0, 1.0 / np.maximum(coverage, 1e-30), 0.0)
-  return (basis.astype(np.float32), np.linalg.pinv(basis).astype(np.float32),
-          steps.astype(np.float32)[:, None])
+  return (
+    basis.astype(np.float32),
+    np.linalg.pinv(basis).astype(np.float32),
+    steps.astype(np.float32)[:, None],
+  )
 
 
 @functools.partial(jax.jit, static_argnames=('n_iter',))
-def _nnls_fista(target: jax.Array, basis: np.ndarray, pinv: np.ndarray, step_sizes: np.ndarray,
-                n_iter: int) -> jax.Array:
+def _nnls_fista(
+  target: jax.Array, basis: np.ndarray, pinv: np.ndarray, step_sizes: np.ndarray, n_iter: int
+) -> jax.Array:
   # TF32 matmuls (the GPU default) would leave ~1e-3 relative error in every product.
   dot = functools.partial(jnp.einsum, precision=jax.lax.Precision.HIGHEST)
   # Solve in units of each clip's peak: mel power spans ~1e-2 .. 1e6 and float32 is relative.
@@ -115,7 +123,7 @@ def _center_pad(y: jax.Array, params: MelParams) -> jax.Array:
 
 def _center_trim(padded: jax.Array, params: MelParams, length: int) -> jax.Array:
   start = params.n_fft // 2
-  y = padded[..., start:start + length]
+  y = padded[..., start : start + length]
   return jnp.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, length - y.shape[-1])])
 
 
@@ -127,8 +135,8 @@ def _stft_frames(padded: jax.Array, params: MelParams) -> jax.Array:
   """
   hop, n_fft, k = params.hop_length, params.n_fft, _blocks_per_frame(params)
   n_frames = padded.shape[-1] // hop - k + 1
-  blocks = padded[..., :(n_frames + k - 1) * hop].reshape(*padded.shape[:-1], -1, hop)
-  frames = jnp.concatenate([blocks[..., i:i + n_frames, :] for i in range(k)], axis=-1)
+  blocks = padded[..., : (n_frames + k - 1) * hop].reshape(*padded.shape[:-1], -1, hop)
+  frames = jnp.concatenate([blocks[..., i : i + n_frames, :] for i in range(k)], axis=-1)
   return jnp.fft.rfft(frames[..., :n_fft] * _hann(n_fft), axis=-1)
 
 
@@ -158,8 +166,15 @@ def _window_envelope(params: MelParams, n_frames: int) -> np.ndarray:
   return _overlap_add(window_sq, params.hop_length, _blocks_per_frame(params))
 
 
-def griffin_lim(magnitude: jax.Array, params: MelParams, key: jax.Array | None = None, *,
-                n_iter: int = 32, momentum: float = 0.99, length: int | None = None) -> jax.Array:
+def griffin_lim(
+  magnitude: jax.Array,
+  params: MelParams,
+  key: jax.Array | None = None,
+  *,
+  n_iter: int = 32,
+  momentum: float = 0.99,
+  length: int | None = None,
+) -> jax.Array:
   """Fast Griffin-Lim (Perraudin et al. 2013; librosa's `griffinlim`) on a batch, jitted and
   vmapped: linear magnitudes (B, 1 + n_fft // 2, T) -> audio (B, length).
 
@@ -169,11 +184,13 @@ def griffin_lim(magnitude: jax.Array, params: MelParams, key: jax.Array | None =
   """
   magnitude = jnp.asarray(magnitude, jnp.float32)
   if magnitude.ndim != 3 or magnitude.shape[1] != 1 + params.n_fft // 2:
-    raise ValueError(f'expected magnitude (batch, {1 + params.n_fft // 2}, frames), '
-                     f'got {magnitude.shape}')
+    raise ValueError(
+      f'expected magnitude (batch, {1 + params.n_fft // 2}, frames), got {magnitude.shape}'
+    )
   length = params.hop_length * (magnitude.shape[-1] - 1) if length is None else length
-  return _griffin_lim(magnitude, _initial_phase(key, magnitude.shape), params, n_iter, momentum,
-                      length)
+  return _griffin_lim(
+    magnitude, _initial_phase(key, magnitude.shape), params, n_iter, momentum, length
+  )
 
 
 def _initial_phase(key: jax.Array | None, shape: tuple[int, ...]) -> jax.Array:
@@ -189,13 +206,15 @@ def _initial_phase(key: jax.Array | None, shape: tuple[int, ...]) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=('params', 'n_iter', 'momentum', 'length'))
 def _griffin_lim(magnitude, phase, params: MelParams, n_iter: int, momentum: float, length: int):
-  run_one = functools.partial(_griffin_lim_one, params=params, n_iter=n_iter, momentum=momentum,
-                              length=length)
+  run_one = functools.partial(
+    _griffin_lim_one, params=params, n_iter=n_iter, momentum=momentum, length=length
+  )
   return jax.vmap(run_one)(magnitude, phase)
 
 
-def _griffin_lim_one(magnitude, phase, params: MelParams, n_iter: int, momentum: float,
-                     length: int):
+def _griffin_lim_one(
+  magnitude, phase, params: MelParams, n_iter: int, momentum: float, length: int
+):
   """One clip: magnitude and initial phase (bins, T) -> audio (length,)."""
   magnitude = magnitude.T  # (frames, bins), the FFT's layout, for the whole loop
   n_frames = magnitude.shape[0]
@@ -203,7 +222,7 @@ def _griffin_lim_one(magnitude, phase, params: MelParams, n_iter: int, momentum:
   # the `length` samples it keeps; the mask does it without trimming and re-padding.
   padded_len = _padded_length(params, 1 + length // params.hop_length)
   keep = np.zeros(padded_len, np.float32)
-  keep[params.n_fft // 2:params.n_fft // 2 + length] = 1.0
+  keep[params.n_fft // 2 : params.n_fft // 2 + length] = 1.0
   eps = np.finfo(np.float32).tiny
 
   def to_padded_audio(spec):
@@ -223,8 +242,14 @@ def _griffin_lim_one(magnitude, phase, params: MelParams, n_iter: int, momentum:
   return _center_trim(_istft_frames(spec, params), params, length)
 
 
-def mel_image_to_audio(images: Any, params: MelParams, n_iter: int = 64,
-                       key: jax.Array | None = None, *, nnls_iter: int = 32) -> jax.Array:
+def mel_image_to_audio(
+  images: Any,
+  params: MelParams,
+  n_iter: int = 64,
+  key: jax.Array | None = None,
+  *,
+  nnls_iter: int = 32,
+) -> jax.Array:
   """Mel images (B, n_mels, n_frames) in [-1, 1] -> float32 audio (B, clip_samples).
 
   The full inverse of `audio_to_mel_image`: image -> power mel -> non-negative linear magnitude
@@ -233,8 +258,9 @@ def mel_image_to_audio(images: Any, params: MelParams, n_iter: int = 64,
   """
   images = jnp.asarray(images, jnp.float32)
   if images.ndim != 3 or images.shape[1:] != (params.n_mels, params.n_frames):
-    raise ValueError(f'expected mel images (batch, {params.n_mels}, {params.n_frames}), '
-                     f'got {images.shape}')
+    raise ValueError(
+      f'expected mel images (batch, {params.n_mels}, {params.n_frames}), got {images.shape}'
+    )
   magnitude = mel_to_linear(image_to_power_mel(images, params), params, n_iter=nnls_iter)
   return griffin_lim(magnitude, params, key, n_iter=n_iter, length=params.clip_samples)
 
@@ -244,6 +270,7 @@ def power_mel(y: jax.Array, params: MelParams) -> jax.Array:
   need = params.hop_length * (params.n_frames - 1) + 1
   if y.shape[-1] < need:
     y = jnp.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, need - y.shape[-1])])
-  power = jnp.abs(stft(y, params)[..., :params.n_frames]) ** 2
-  return jnp.einsum('mf,...ft->...mt', mel_filterbank(params), power,
-                    precision=jax.lax.Precision.HIGHEST)
+  power = jnp.abs(stft(y, params)[..., : params.n_frames]) ** 2
+  return jnp.einsum(
+    'mf,...ft->...mt', mel_filterbank(params), power, precision=jax.lax.Precision.HIGHEST
+  )

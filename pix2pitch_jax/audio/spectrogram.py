@@ -12,9 +12,9 @@ inverts exactly what data_prep built:
 
 The mel filters are triangles with unit peak (Slaney mel scale, `norm=None`), and `ref_power` is
 the squared peak window gain (sum(hann(n_fft)) / 2)**2, so a full-scale (amplitude 1) sine at a
-band's centre reads 0 dB whatever the resolution. With the default range [-80, 0] dB a clip therefore
-fills the image from silence (-1) to loud (+1) without per-clip normalisation, which would erase
-loudness differences between eras.
+band's centre reads 0 dB whatever the resolution. With the default range [-80, 0] dB a clip
+therefore fills the image from silence (-1) to loud (+1) without per-clip normalisation, which
+would erase loudness differences between eras.
 
 All parameters live in `MelParams`, which is written into every dataset's metadata.
 """
@@ -82,12 +82,17 @@ class MelParams:
 
   def to_dict(self) -> dict[str, Any]:
     d = dataclasses.asdict(self)
-    d.update(hop_length=self.hop_length, n_mels=self.n_mels, n_frames=self.n_frames,
-             clip_samples=self.clip_samples, ref_power=self.ref_power)
+    d.update(
+      hop_length=self.hop_length,
+      n_mels=self.n_mels,
+      n_frames=self.n_frames,
+      clip_samples=self.clip_samples,
+      ref_power=self.ref_power,
+    )
     return d
 
   @classmethod
-  def from_dict(cls, d: dict[str, Any]) -> 'MelParams':
+  def from_dict(cls, d: dict[str, Any]) -> MelParams:
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -112,13 +117,21 @@ def default_mel_params(image_size: int, sample_rate: int) -> MelParams:
 def mel_filterbank(params: MelParams) -> np.ndarray:
   """(n_mels, 1 + n_fft // 2) unit-peak triangular mel filterbank, lowest band first."""
   import librosa  # Deferred: librosa import costs ~1 s and is not needed by the trainer.
-  return librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
-                             fmin=params.fmin, fmax=params.fmax_hz, norm=None).astype(np.float32)
+
+  return librosa.filters.mel(
+    sr=params.sample_rate,
+    n_fft=params.n_fft,
+    n_mels=params.n_mels,
+    fmin=params.fmin,
+    fmax=params.fmax_hz,
+    norm=None,
+  ).astype(np.float32)
 
 
 def audio_to_power_mel(y: np.ndarray, params: MelParams) -> np.ndarray:
   """Power mel spectrogram (n_mels, n_frames), lowest band first, of a mono clip."""
   import librosa
+
   y = np.asarray(y, np.float32)
   if y.ndim != 1:
     raise ValueError(f'expected mono audio of shape (samples,), got {y.shape}')
@@ -126,7 +139,7 @@ def audio_to_power_mel(y: np.ndarray, params: MelParams) -> np.ndarray:
   if y.shape[0] < need:
     y = np.pad(y, (0, need - y.shape[0]))
   stft = librosa.stft(y, n_fft=params.n_fft, hop_length=params.hop_length, center=True)
-  power = np.abs(stft[:, :params.n_frames]) ** 2
+  power = np.abs(stft[:, : params.n_frames]) ** 2
   return mel_filterbank(params) @ power
 
 
@@ -136,7 +149,7 @@ def power_mel_to_db(power_mel: np.ndarray, params: MelParams) -> np.ndarray:
 
 def db_to_image(db: np.ndarray, params: MelParams) -> np.ndarray:
   """dB (lowest band first) -> image in [-1, 1] with the lowest band in the last row."""
-  scaled = (np.clip(db, params.min_db, params.max_db) - params.min_db)
+  scaled = np.clip(db, params.min_db, params.max_db) - params.min_db
   scaled = 2.0 * scaled / (params.max_db - params.min_db) - 1.0
   return np.flip(scaled, axis=-2).astype(np.float32)
 
@@ -157,6 +170,7 @@ def _array_module(x: Any):
   if isinstance(x, np.ndarray) or np.isscalar(x):
     return np
   import jax.numpy as jnp
+
   return jnp
 
 
@@ -172,8 +186,20 @@ def image_to_power_mel(images: Any, params: MelParams) -> Any:
 
 # Anchors of the 'magma' colormap (dark -> light), linearly interpolated: readable in print and
 # for colour-blind readers, and matplotlib is not a dependency.
-_MAGMA = np.array([(0, 0, 4), (28, 16, 68), (79, 18, 123), (129, 37, 129), (181, 54, 122),
-                   (229, 80, 100), (251, 135, 97), (254, 194, 135), (252, 253, 191)], np.float32)
+_MAGMA = np.array(
+  [
+    (0, 0, 4),
+    (28, 16, 68),
+    (79, 18, 123),
+    (129, 37, 129),
+    (181, 54, 122),
+    (229, 80, 100),
+    (251, 135, 97),
+    (254, 194, 135),
+    (252, 253, 191),
+  ],
+  np.float32,
+)
 
 
 def colorize_mel(image: np.ndarray) -> np.ndarray:

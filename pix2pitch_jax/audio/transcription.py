@@ -84,8 +84,9 @@ def hz_to_midi(hz: Any) -> np.ndarray:
   return 69.0 + 12.0 * np.log2(np.asarray(hz, np.float64) / 440.0)
 
 
-def transcribe_mel_image(image: Any, params: spectrogram.MelParams,
-                         config: TranscriptionConfig = TranscriptionConfig()) -> Notes:
+def transcribe_mel_image(
+  image: Any, params: spectrogram.MelParams, config: TranscriptionConfig = TranscriptionConfig()
+) -> Notes:
   """Notes of one mel image (n_mels, n_frames) in [-1, 1] (the method in the module docstring)."""
   db = np.asarray(spectrogram.image_to_db(np.asarray(image, np.float32), params), np.float64)
   candidates = _onset_candidates(db, params, config)
@@ -95,20 +96,26 @@ def transcribe_mel_image(image: Any, params: spectrogram.MelParams,
   candidates.sort(key=lambda c: (c['onset_s'], c['pitch_hz']))
   if not candidates:
     return Notes(np.zeros((0, 2)), np.zeros(0), np.zeros(0))
-  return Notes(np.asarray([[c['onset_s'], c['offset_s']] for c in candidates]),
-               np.asarray([c['pitch_hz'] for c in candidates]),
-               np.asarray([c['peak_db'] for c in candidates]))
+  return Notes(
+    np.asarray([[c['onset_s'], c['offset_s']] for c in candidates]),
+    np.asarray([c['pitch_hz'] for c in candidates]),
+    np.asarray([c['peak_db'] for c in candidates]),
+  )
 
 
 def _band_centres_mel(params: spectrogram.MelParams) -> np.ndarray:
   import librosa
-  return librosa.mel_frequencies(params.n_mels + 2, fmin=params.fmin, fmax=params.fmax_hz,
-                                 htk=False)[1:-1]
+
+  return librosa.mel_frequencies(
+    params.n_mels + 2, fmin=params.fmin, fmax=params.fmax_hz, htk=False
+  )[1:-1]
 
 
-def _onset_candidates(db: np.ndarray, params: spectrogram.MelParams,
-                      config: TranscriptionConfig) -> list[dict[str, float]]:
+def _onset_candidates(
+  db: np.ndarray, params: spectrogram.MelParams, config: TranscriptionConfig
+) -> list[dict[str, float]]:
   import librosa
+
   n_mels, n_frames = db.shape
   amplitude = 10.0 ** (db / 20.0)
   lookahead = math.ceil(params.n_fft / params.hop_length) + 1
@@ -143,10 +150,15 @@ def _onset_candidates(db: np.ndarray, params: spectrogram.MelParams,
     peak = future_max[m, t]
     after = np.nonzero(amplitude[m, t_peak:] < peak * 10.0 ** (-config.offset_drop_db / 20.0))[0]
     end_frame = t_peak + (after[0] if len(after) else n_frames - t_peak)
-    candidates.append(dict(onset_s=onset_frames * seconds_per_frame,
-                           offset_s=max(end_frame, onset_frames + 1.0) * seconds_per_frame,
-                           pitch_hz=pitch_hz, peak_db=float(20.0 * np.log10(peak + 1e-30)),
-                           frame=float(onset_frames)))
+    candidates.append(
+      dict(
+        onset_s=onset_frames * seconds_per_frame,
+        offset_s=max(end_frame, onset_frames + 1.0) * seconds_per_frame,
+        pitch_hz=pitch_hz,
+        peak_db=float(20.0 * np.log10(peak + 1e-30)),
+        frame=float(onset_frames),
+      )
+    )
   return candidates
 
 
@@ -154,47 +166,88 @@ def _cents(a_hz: float, b_hz: float) -> float:
   return abs(1200.0 * math.log2(a_hz / b_hz))
 
 
-def _merge_duplicates(candidates: list[dict[str, float]],
-                      config: TranscriptionConfig) -> list[dict[str, float]]:
+def _merge_duplicates(
+  candidates: list[dict[str, float]], config: TranscriptionConfig
+) -> list[dict[str, float]]:
   """One note seen in two adjacent bands or frames: keep the loudest detection."""
   kept: list[dict[str, float]] = []
   for c in sorted(candidates, key=lambda c: -c['peak_db']):
-    if not any(abs(c['frame'] - k['frame']) <= config.merge_frames and
-               _cents(c['pitch_hz'], k['pitch_hz']) < 100.0 for k in kept):
+    if not any(
+      abs(c['frame'] - k['frame']) <= config.merge_frames
+      and _cents(c['pitch_hz'], k['pitch_hz']) < 100.0
+      for k in kept
+    ):
       kept.append(c)
   return kept
 
 
-def _drop_harmonics(candidates: list[dict[str, float]],
-                    config: TranscriptionConfig) -> list[dict[str, float]]:
+def _drop_harmonics(
+  candidates: list[dict[str, float]], config: TranscriptionConfig
+) -> list[dict[str, float]]:
   def is_partial(c, fundamental):
     if abs(c['frame'] - fundamental['frame']) > config.merge_frames:
       return False
     if c['peak_db'] > fundamental['peak_db'] + config.harmonic_max_excess_db:
       return False
-    return any(_cents(c['pitch_hz'], k * fundamental['pitch_hz']) < config.harmonic_tolerance_cents
-               for k in (2, 3, 4))
+    return any(
+      _cents(c['pitch_hz'], k * fundamental['pitch_hz']) < config.harmonic_tolerance_cents
+      for k in (2, 3, 4)
+    )
 
   return [c for c in candidates if not any(is_partial(c, f) for f in candidates if f is not c)]
 
 
-def note_scores(reference: Notes, estimated: Notes, onset_tolerance_s: float = 0.05,
-                pitch_tolerance_cents: float = 50.0) -> dict[str, float]:
+def note_scores(
+  reference: Notes,
+  estimated: Notes,
+  onset_tolerance_s: float = 0.05,
+  pitch_tolerance_cents: float = 50.0,
+) -> dict[str, float]:
   """Onset F1 (within 50 ms) and onset+pitch F1 (and within 50 cents) via mir_eval, offsets
   ignored. Both 0 when nothing was transcribed; NaN when the reference has no notes."""
   import mir_eval
+
   if not len(reference):
-    return {k: float('nan') for k in ('onset_precision', 'onset_recall', 'onset_f1',
-                                      'onset_pitch_precision', 'onset_pitch_recall',
-                                      'onset_pitch_f1')}
+    return {
+      k: float('nan')
+      for k in (
+        'onset_precision',
+        'onset_recall',
+        'onset_f1',
+        'onset_pitch_precision',
+        'onset_pitch_recall',
+        'onset_pitch_f1',
+      )
+    }
   if not len(estimated):
-    return {k: 0.0 for k in ('onset_precision', 'onset_recall', 'onset_f1',
-                             'onset_pitch_precision', 'onset_pitch_recall', 'onset_pitch_f1')}
+    return {
+      k: 0.0
+      for k in (
+        'onset_precision',
+        'onset_recall',
+        'onset_f1',
+        'onset_pitch_precision',
+        'onset_pitch_recall',
+        'onset_pitch_f1',
+      )
+    }
   p, r, f = mir_eval.transcription.onset_precision_recall_f1(
-      reference.intervals, estimated.intervals, onset_tolerance=onset_tolerance_s)
+    reference.intervals, estimated.intervals, onset_tolerance=onset_tolerance_s
+  )
   pp, pr, pf, _ = mir_eval.transcription.precision_recall_f1_overlap(
-      reference.intervals, reference.pitches_hz, estimated.intervals, estimated.pitches_hz,
-      onset_tolerance=onset_tolerance_s, pitch_tolerance=pitch_tolerance_cents, offset_ratio=None)
-  return {'onset_precision': float(p), 'onset_recall': float(r), 'onset_f1': float(f),
-          'onset_pitch_precision': float(pp), 'onset_pitch_recall': float(pr),
-          'onset_pitch_f1': float(pf)}
+    reference.intervals,
+    reference.pitches_hz,
+    estimated.intervals,
+    estimated.pitches_hz,
+    onset_tolerance=onset_tolerance_s,
+    pitch_tolerance=pitch_tolerance_cents,
+    offset_ratio=None,
+  )
+  return {
+    'onset_precision': float(p),
+    'onset_recall': float(r),
+    'onset_f1': float(f),
+    'onset_pitch_precision': float(pp),
+    'onset_pitch_recall': float(pr),
+    'onset_pitch_f1': float(pf),
+  }

@@ -12,7 +12,7 @@ libraries' INFO chatter is filtered out of the console (logs.py), and the errors
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from absl import app, flags
 
@@ -80,7 +80,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
     known = configs.flatten(configs.default_config())
     for arg in argv[1:]:
       if arg.startswith('--config.'):
-        key = arg[len('--config.'):].split('=', 1)[0]
+        key = arg[len('--config.') :].split('=', 1)[0]
         if key not in known:
           sys.exit(f'error: {configs.unknown_key_message(key, known)}')
     sys.exit(f'error: bad flag value: {str(e).splitlines()[0]}')

@@ -9,7 +9,8 @@ import difflib
 import importlib.util
 import os
 import pathlib
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import ml_collections
 
@@ -17,27 +18,27 @@ import ml_collections
 def default_config() -> ml_collections.ConfigDict:
   """Every field the trainer reads, with pix2pix's defaults. experiments/*.py start from this."""
   c = ml_collections.ConfigDict()
-  c.family = 'pix2pix'         # the model family (training/trainer.py: FAMILIES)
-  c.data_dir = ''              # dataset built by data_prep (records format); required
-  c.image_size = 256           # must equal the dataset's mel image size
-  c.batch_size = 1             # global, over all devices and hosts
+  c.family = 'pix2pix'  # the model family (training/trainer.py: FAMILIES)
+  c.data_dir = ''  # dataset built by data_prep (records format); required
+  c.image_size = 256  # must equal the dataset's mel image size
+  c.batch_size = 1  # global, over all devices and hosts
   c.num_train_steps = 100_000
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
   c.seed = 0
   c.log_every_steps = 100
-  c.eval_every_steps = 5000    # validation L1 + TensorBoard images; 0: only at the end
-  c.eval_max_examples = 0      # 0: the whole validation split
-  c.num_images = 4             # examples shown in TensorBoard at each evaluation
-  c.num_devices = 0            # 0: all devices (one process: the most that divide batch_size)
-  c.dtype = 'float32'          # compute dtype: float32 | bfloat16 (params stay float32)
-  c.fsdp = False               # shard params + optimizer state over 'data' (else replicate)
+  c.eval_every_steps = 5000  # validation L1 + TensorBoard images; 0: only at the end
+  c.eval_max_examples = 0  # 0: the whole validation split
+  c.num_images = 4  # examples shown in TensorBoard at each evaluation
+  c.num_devices = 0  # 0: all devices (one process: the most that divide batch_size)
+  c.dtype = 'float32'  # compute dtype: float32 | bfloat16 (params stay float32)
+  c.fsdp = False  # shard params + optimizer state over 'data' (else replicate)
 
   c.model = ml_collections.ConfigDict()
   c.model.ngf = 64
   c.model.ndf = 64
   c.model.n_layers_D = 3
-  c.model.norm = 'batch'       # batch (global-batch synchronised) | instance | none
+  c.model.norm = 'batch'  # batch (global-batch synchronised) | instance | none
   c.model.gan_mode = 'vanilla'  # vanilla (BCE on logits) | lsgan
   c.model.lambda_L1 = 100.0
   c.model.use_dropout = True
@@ -53,10 +54,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.optimizer.decay_start_step = c.get_ref('num_train_steps') // 2
 
   c.input = ml_collections.ConfigDict()
-  c.input.jitter = True        # resize to 286/256*S and random-crop S (painting and mel)
-  c.input.flip = True          # random left-right flip of the painting only
-  c.input.workers = 0          # grain worker processes (0: decode in the main process)
-  c.input.shuffle_buffer = 0   # 0: exact global shuffle; N: index shuffle within windows of N
+  c.input.jitter = True  # resize to 286/256*S and random-crop S (painting and mel)
+  c.input.flip = True  # random left-right flip of the painting only
+  c.input.workers = 0  # grain worker processes (0: decode in the main process)
+  c.input.shuffle_buffer = 0  # 0: exact global shuffle; N: index shuffle within windows of N
   return c
 
 
@@ -102,8 +103,11 @@ def unknown_key_message(key: str, known: Iterable[str]) -> str:
   """'Bad config: unknown key model.lambda_l1 (did you mean model.lambda_L1?)'."""
   known = list(known)
   lowered = {k.lower(): k for k in known}
-  close = ([lowered[key.lower()]] if key.lower() in lowered
-           else difflib.get_close_matches(key, known, n=1, cutoff=0.75))
+  close = (
+    [lowered[key.lower()]]
+    if key.lower() in lowered
+    else difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+  )
   hint = f' (did you mean {close[0]}?)' if close else ''
   return f'Bad config: unknown key {key}{hint}'
 
@@ -116,8 +120,9 @@ def check_known_keys(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(unknown_key_message(key, known))
 
 
-def apply_overrides(config: ml_collections.ConfigDict,
-                    overrides: Mapping[str, Any]) -> ml_collections.ConfigDict:
+def apply_overrides(
+  config: ml_collections.ConfigDict, overrides: Mapping[str, Any]
+) -> ml_collections.ConfigDict:
   """Set dotted keys (`{'model.lambda_L1': 50}`) in place; unknown keys get a ConfigError."""
   known = flatten(config)
   for key in overrides:

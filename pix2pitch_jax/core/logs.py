@@ -13,8 +13,10 @@ from absl import logging as absl_logging
 
 # The project's two packages, wherever they are installed (a checkout or site-packages).
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_OWN_CODE = (_PACKAGE_DIR + os.sep,
-             os.path.join(os.path.dirname(_PACKAGE_DIR), 'data_prep') + os.sep)
+_OWN_CODE = (
+  _PACKAGE_DIR + os.sep,
+  os.path.join(os.path.dirname(_PACKAGE_DIR), 'data_prep') + os.sep,
+)
 
 
 class _OwnInfoOnly(logging.Filter):

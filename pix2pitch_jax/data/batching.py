@@ -8,7 +8,7 @@ statistics can come from the padding) and carries a `mask` that is 1.0 on real r
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -39,8 +39,9 @@ def num_rows(arrays: Mapping[str, np.ndarray]) -> int:
   return next(iter(sizes.values()))
 
 
-def padded_batches(arrays: Mapping[str, np.ndarray],
-                   batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+def padded_batches(
+  arrays: Mapping[str, np.ndarray], batch_size: int
+) -> Iterator[dict[str, np.ndarray]]:
   """Batches of exactly `batch_size` rows over the leading axis, each with a float32 `mask`.
 
   Yields nothing for zero rows. The real rows of a batch are `batch[MASK] > 0` (a prefix).

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps
 
-PaintingSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image]
+PaintingSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image
 MODES = ('crop', 'scale')
 _RESAMPLE = Image.Resampling.LANCZOS
 

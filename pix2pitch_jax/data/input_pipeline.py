@@ -15,7 +15,8 @@ the mel's columns are time and must not run backwards.
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import grain
 import jax
@@ -37,37 +38,45 @@ def to_model_inputs(example: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
   """Bicubic resize of a float (H,W,C) image, channel by channel (PIL mode 'F')."""
-  channels = [np.asarray(Image.fromarray(image[..., c]).resize((size, size), Image.BICUBIC))
-              for c in range(image.shape[-1])]
+  channels = [
+    np.asarray(Image.fromarray(image[..., c]).resize((size, size), Image.BICUBIC))
+    for c in range(image.shape[-1])
+  ]
   return np.stack(channels, axis=-1)
 
 
-def augment(example: dict[str, np.ndarray], rng: np.random.Generator, *, jitter: bool,
-            flip: bool) -> dict[str, np.ndarray]:
+def augment(
+  example: dict[str, np.ndarray], rng: np.random.Generator, *, jitter: bool, flip: bool
+) -> dict[str, np.ndarray]:
   """pix2pix jitter (resize to ~1.117*S, shared random crop) and painting-only flip."""
   painting, mel = example['painting'], example['mel']
   size = painting.shape[0]
   if jitter:
     load = int(round(size * LOAD_SCALE))
     top, left = rng.integers(0, load - size + 1, size=2)
-    crop = lambda x: _resize(x, load)[top:top + size, left:left + size]  # noqa: E731
+    crop = lambda x: _resize(x, load)[top : top + size, left : left + size]
     painting, mel = crop(painting), np.clip(crop(mel), -1.0, 1.0)
     painting = np.clip(painting, -1.0, 1.0)
   if flip and rng.random() < 0.5:
     painting = painting[:, ::-1]
-  return dict(example, painting=np.ascontiguousarray(painting, np.float32),
-              mel=np.ascontiguousarray(mel, np.float32))
+  return dict(
+    example,
+    painting=np.ascontiguousarray(painting, np.float32),
+    mel=np.ascontiguousarray(mel, np.float32),
+  )
 
 
 class HostRows(grain.MapDataset):
   """This process's rows of every global batch of `parent` (see the module docstring)."""
 
-  def __init__(self, parent: grain.MapDataset, global_batch_size: int, process_index: int,
-               process_count: int):
+  def __init__(
+    self, parent: grain.MapDataset, global_batch_size: int, process_index: int, process_count: int
+  ):
     super().__init__(parent)
     if global_batch_size % process_count:
-      raise ValueError(f'batch_size={global_batch_size} is not divisible by the '
-                       f'{process_count} processes')
+      raise ValueError(
+        f'batch_size={global_batch_size} is not divisible by the {process_count} processes'
+      )
     self._global = global_batch_size
     self._local = global_batch_size // process_count
     self._offset = process_index * self._local
@@ -93,20 +102,30 @@ def _shuffled(ds: grain.MapDataset, seed: int, shuffle_buffer: int) -> grain.Map
   if shuffle_buffer <= 0 or shuffle_buffer >= len(ds):
     return ds.shuffle(seed=seed)
   from grain._src.python.dataset.transformations import shuffle as shuffle_lib
+
   return shuffle_lib.WindowShuffleMapDataset(ds, window_size=shuffle_buffer, seed=seed)
 
 
-def train_dataset(data_dir: str, *, global_batch_size: int, seed: int, jitter: bool = True,
-                  flip: bool = True, shuffle_buffer: int = 0, workers: int = 0,
-                  process_index: int | None = None,
-                  process_count: int | None = None) -> grain.IterDataset:
+def train_dataset(
+  data_dir: str,
+  *,
+  global_batch_size: int,
+  seed: int,
+  jitter: bool = True,
+  flip: bool = True,
+  shuffle_buffer: int = 0,
+  workers: int = 0,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> grain.IterDataset:
   """Infinite iterable of this host's batches: painting (b,S,S,3), mel (b,S,S,1), era (b,)."""
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
   source = records.open_split(data_dir, 'train')
   if len(source) < global_batch_size:
-    raise ValueError(f'batch_size={global_batch_size} exceeds the {len(source)} training '
-                     f'examples in {data_dir}')
+    raise ValueError(
+      f'batch_size={global_batch_size} exceeds the {len(source)} training examples in {data_dir}'
+    )
   ds = grain.MapDataset.source(source)
   ds = _shuffled(ds, seed, shuffle_buffer).repeat()  # reshuffled every epoch
   ds = ds.map(to_model_inputs)
@@ -114,17 +133,25 @@ def train_dataset(data_dir: str, *, global_batch_size: int, seed: int, jitter: b
   ds = ds.random_map(functools.partial(augment, jitter=jitter, flip=flip), seed=seed + 1)
   ds = HostRows(ds, global_batch_size, process_index, process_count)
   ds = ds.batch(global_batch_size // process_count, drop_remainder=True)
-  iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=max(1, workers),
-                                                  prefetch_buffer_size=2))
+  iter_ds = ds.to_iter_dataset(
+    grain.ReadOptions(num_threads=max(1, workers), prefetch_buffer_size=2)
+  )
   if workers > 0:
-    iter_ds = iter_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers,
-                                                               per_worker_buffer_size=2))
+    iter_ds = iter_ds.mp_prefetch(
+      grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=2)
+    )
   return iter_ds
 
 
-def eval_batches(data_dir: str, split: str, *, global_batch_size: int, max_examples: int = 0,
-                 process_index: int | None = None,
-                 process_count: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+def eval_batches(
+  data_dir: str,
+  split: str,
+  *,
+  global_batch_size: int,
+  max_examples: int = 0,
+  process_index: int | None = None,
+  process_count: int | None = None,
+) -> Iterator[dict[str, np.ndarray]]:
   """This host's rows of fixed-order, unaugmented global batches over a split.
 
   The last global batch is padded (`data.batching`); `mask` (b,) is 1.0 on real rows so metrics

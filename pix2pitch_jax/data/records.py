@@ -23,7 +23,8 @@ import json
 import os
 import pathlib
 import re
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,19 +41,29 @@ MEL_DTYPE = np.float16
 def make_features(image_size: int, era_names: Sequence[str]):
   """The TFDS feature spec of one example."""
   import tensorflow_datasets as tfds
-  return tfds.features.FeaturesDict({
-      'painting': tfds.features.Image(shape=(image_size, image_size, 3), encoding_format='png',
-                                      doc='RGB painting, S x S, PNG-encoded.'),
-      'mel': tfds.features.Tensor(shape=(image_size, image_size), dtype=MEL_DTYPE,
-                                  doc='Log-mel image in [-1, 1]; low frequencies in the last row.'),
+
+  return tfds.features.FeaturesDict(
+    {
+      'painting': tfds.features.Image(
+        shape=(image_size, image_size, 3),
+        encoding_format='png',
+        doc='RGB painting, S x S, PNG-encoded.',
+      ),
+      'mel': tfds.features.Tensor(
+        shape=(image_size, image_size),
+        dtype=MEL_DTYPE,
+        doc='Log-mel image in [-1, 1]; low frequencies in the last row.',
+      ),
       'era': tfds.features.ClassLabel(names=list(era_names)),
       'painting_id': tfds.features.Text(doc='Stable id of the painting (source-relative path).'),
       'clip_source_id': tfds.features.Text(doc='Stable id of the source recording.'),
       'clip_offset_s': tfds.features.Scalar(dtype=np.float32, doc='Clip start in the recording.'),
       'notes_json': tfds.features.Text(
-          doc='JSON list of [onset_s, duration_s, midi_pitch, velocity, program] when the '
-              'notes of the clip are known (synesthesia demo), else "".'),
-  })
+        doc='JSON list of [onset_s, duration_s, midi_pitch, velocity, program] when the '
+        'notes of the clip are known (synesthesia demo), else "".'
+      ),
+    }
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,28 +80,43 @@ class DatasetMeta:
     return self.mel_params.image_size
 
   def to_json(self) -> str:
-    return json.dumps({'mel_params': self.mel_params.to_dict(), 'era_names': list(self.era_names),
-                       'source': self.source, 'extra': self.extra}, indent=2, sort_keys=True)
+    return json.dumps(
+      {
+        'mel_params': self.mel_params.to_dict(),
+        'era_names': list(self.era_names),
+        'source': self.source,
+        'extra': self.extra,
+      },
+      indent=2,
+      sort_keys=True,
+    )
 
   @classmethod
-  def from_json(cls, text: str) -> 'DatasetMeta':
+  def from_json(cls, text: str) -> DatasetMeta:
     d = json.loads(text)
-    return cls(mel_params=spectrogram.MelParams.from_dict(d['mel_params']),
-               era_names=tuple(d['era_names']), source=d.get('source', ''),
-               extra=d.get('extra', {}))
+    return cls(
+      mel_params=spectrogram.MelParams.from_dict(d['mel_params']),
+      era_names=tuple(d['era_names']),
+      source=d.get('source', ''),
+      extra=d.get('extra', {}),
+    )
 
 
 def png_bytes(image: np.ndarray) -> bytes:
   """uint8 (H, W, 3) array -> PNG bytes (what the Image feature is fed)."""
   from PIL import Image
+
   buf = io.BytesIO()
   Image.fromarray(np.asarray(image, np.uint8), mode='RGB').save(buf, format='PNG')
   return buf.getvalue()
 
 
-def shard_path(data_dir: str | os.PathLike, split: str, index: int, num_shards: int) -> pathlib.Path:
-  return (pathlib.Path(data_dir) /
-          f'{DATASET_NAME}-{split}.{FILE_FORMAT}-{index:05d}-of-{num_shards:05d}')
+def shard_path(
+  data_dir: str | os.PathLike, split: str, index: int, num_shards: int
+) -> pathlib.Path:
+  return (
+    pathlib.Path(data_dir) / f'{DATASET_NAME}-{split}.{FILE_FORMAT}-{index:05d}-of-{num_shards:05d}'
+  )
 
 
 def serialize_example(features, example: dict[str, Any]) -> bytes:
@@ -110,6 +136,7 @@ def write_shard(path: str | os.PathLike, records: Iterable[bytes]) -> int:
   never leaves a file that looks finished.
   """
   from array_record.python import array_record_module
+
   path = pathlib.Path(path)
   tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
   writer = array_record_module.ArrayRecordWriter(str(tmp), 'group_size:1')
@@ -127,20 +154,25 @@ def write_shard(path: str | os.PathLike, records: Iterable[bytes]) -> int:
 def write_metadata(data_dir: str | os.PathLike, meta: DatasetMeta, description: str = '') -> None:
   """Write TFDS metadata (split sizes computed from the shards on disk) and our own meta file."""
   import tensorflow_datasets as tfds
+
   data_dir = pathlib.Path(data_dir)
   # Split sizes are counted here: TFDS' own counting reads shards through tf.data, which needs
   # TensorFlow for array_record files.
   tfds.folder_dataset.write_metadata(
-      data_dir=data_dir, features=make_features(meta.image_size, meta.era_names),
-      split_infos=_split_infos(data_dir), check_data=False,
-      description=description or 'Paintings paired with log-mel clips of music of the same era.')
+    data_dir=data_dir,
+    features=make_features(meta.image_size, meta.era_names),
+    split_infos=_split_infos(data_dir),
+    check_data=False,
+    description=description or 'Paintings paired with log-mel clips of music of the same era.',
+  )
   tmp = data_dir / f'.{META_FILE}.tmp'
   tmp.write_text(meta.to_json())
   os.replace(tmp, data_dir / META_FILE)
 
 
 _SHARD_RE = re.compile(
-    rf'^{DATASET_NAME}-(?P<split>[\w]+)\.{FILE_FORMAT}-(?P<index>\d{{5}})-of-(?P<num>\d{{5}})$')
+  rf'^{DATASET_NAME}-(?P<split>[\w]+)\.{FILE_FORMAT}-(?P<index>\d{{5}})-of-(?P<num>\d{{5}})$'
+)
 
 
 def finished_shards(data_dir: str | os.PathLike) -> dict[str, list[pathlib.Path]]:
@@ -156,19 +188,25 @@ def finished_shards(data_dir: str | os.PathLike) -> dict[str, list[pathlib.Path]
 def _split_infos(data_dir: pathlib.Path):
   import tensorflow_datasets as tfds
   from array_record.python import array_record_module
+
   infos = []
   for split, paths in finished_shards(data_dir).items():
     nums = {int(_SHARD_RE.match(p.name)['num']) for p in paths}
     if nums != {len(paths)}:
-      raise ValueError(f'split {split!r} in {data_dir} is incomplete: {len(paths)} shard files, '
-                       f'names say {sorted(nums)}')
+      raise ValueError(
+        f'split {split!r} in {data_dir} is incomplete: {len(paths)} shard files, '
+        f'names say {sorted(nums)}'
+      )
     lengths = []
     for p in paths:
       reader = array_record_module.ArrayRecordReader(str(p))
       lengths.append(reader.num_records())
       reader.close()
-    infos.append(tfds.core.SplitInfo(name=split, shard_lengths=lengths,
-                                     num_bytes=sum(p.stat().st_size for p in paths)))
+    infos.append(
+      tfds.core.SplitInfo(
+        name=split, shard_lengths=lengths, num_bytes=sum(p.stat().st_size for p in paths)
+      )
+    )
   if not infos:
     raise ValueError(f'no shards found in {data_dir}')
   return infos
@@ -181,14 +219,21 @@ def read_meta(data_dir: str | os.PathLike) -> DatasetMeta:
   return DatasetMeta.from_json(path.read_text())
 
 
-def write_split(data_dir: str | os.PathLike, split: str, examples: Sequence[dict[str, Any]],
-                meta: DatasetMeta, num_shards: int = 1) -> None:
+def write_split(
+  data_dir: str | os.PathLike,
+  split: str,
+  examples: Sequence[dict[str, Any]],
+  meta: DatasetMeta,
+  num_shards: int = 1,
+) -> None:
   """Write a whole small split in one go (tests and tiny corpora); then call `write_metadata`."""
   features = make_features(meta.image_size, meta.era_names)
   pathlib.Path(data_dir).mkdir(parents=True, exist_ok=True)
   for i in range(num_shards):
-    write_shard(shard_path(data_dir, split, i, num_shards),
-                (serialize_example(features, ex) for ex in examples[i::num_shards]))
+    write_shard(
+      shard_path(data_dir, split, i, num_shards),
+      (serialize_example(features, ex) for ex in examples[i::num_shards]),
+    )
 
 
 class DecodedSource:
@@ -201,12 +246,12 @@ class DecodedSource:
 
   def __init__(self, data_dir: str | os.PathLike, split: str):
     import tensorflow_datasets as tfds
+
     self.data_dir = str(data_dir)
     self.split = split
     builder = tfds.builder_from_directory(self.data_dir)
     if split not in builder.info.splits:
-      raise ValueError(f'split {split!r} not in {self.data_dir}: has '
-                       f'{sorted(builder.info.splits)}')
+      raise ValueError(f'split {split!r} not in {self.data_dir}: has {sorted(builder.info.splits)}')
     self._source = builder.as_data_source(split=split)
 
   def __len__(self) -> int:
@@ -244,6 +289,7 @@ def open_split(data_dir: str | os.PathLike, split: str) -> DecodedSource:
 
 def available_splits(data_dir: str | os.PathLike) -> list[str]:
   import tensorflow_datasets as tfds
+
   return sorted(tfds.builder_from_directory(str(data_dir)).info.splits)
 
 
@@ -251,8 +297,13 @@ def available_splits(data_dir: str | os.PathLike) -> list[str]:
 _STACKED = {'painting': np.uint8, 'mel': np.float32, 'era': np.int32}
 
 
-def read_split(data_dir: str | os.PathLike, split: str, *, max_examples: int | None = None,
-               fields: Sequence[str] = ('painting', 'mel', 'era')) -> dict[str, Any]:
+def read_split(
+  data_dir: str | os.PathLike,
+  split: str,
+  *,
+  max_examples: int | None = None,
+  fields: Sequence[str] = ('painting', 'mel', 'era'),
+) -> dict[str, Any]:
   """A split (or its first `max_examples`) in memory: the one reader for whole-split jobs.
 
   Array fields (painting uint8 (N,S,S,3), mel float32 (N,S,S), era int32 (N,)) are stacked;

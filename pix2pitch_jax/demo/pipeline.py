@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import pathlib
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from etils import epath
@@ -50,6 +51,7 @@ def write_outside_style_images(out_dir: pathlib.Path, seed: int = 0) -> pathlib.
   the model make of a photo or a sketch? They also exercise odd sizes and modes (L, RGBA, P).
   """
   from PIL import Image, ImageDraw, ImageFilter
+
   out_dir.mkdir(parents=True, exist_ok=True)
   rng = np.random.default_rng(seed)
 
@@ -73,8 +75,11 @@ def write_outside_style_images(out_dir: pathlib.Path, seed: int = 0) -> pathlib.
   draw = ImageDraw.Draw(sketch)
   for _ in range(40):
     x0, y0 = rng.integers(0, 240), rng.integers(0, 320)
-    draw.line((x0, y0, x0 + rng.integers(-60, 60), y0 + rng.integers(-60, 60)),
-              fill=int(rng.integers(10, 80)), width=int(rng.integers(1, 3)))
+    draw.line(
+      (x0, y0, x0 + rng.integers(-60, 60), y0 + rng.integers(-60, 60)),
+      fill=int(rng.integers(10, 80)),
+      width=int(rng.integers(1, 3)),
+    )
   sketch.save(out_dir / 'pen_sketch.png')
 
   # Transparent RGBA poster and a palette ('P') image, small and non-square.
@@ -84,16 +89,17 @@ def write_outside_style_images(out_dir: pathlib.Path, seed: int = 0) -> pathlib.
     pd.rectangle((i * 30, 10 + 15 * i, i * 30 + 40, 120), fill=(255 - 40 * i, 40 * i, 160, 200))
   poster.save(out_dir / 'poster_rgba.png')
   Image.fromarray(rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)).convert(
-      'P', palette=Image.Palette.ADAPTIVE, colors=8).save(out_dir / 'palette_noise.png')
+    'P', palette=Image.Palette.ADAPTIVE, colors=8
+  ).save(out_dir / 'palette_noise.png')
   return out_dir
 
 
-def _load_train_config(config_path: str | None, data_dir: pathlib.Path,
-                       overrides: dict[str, Any]):
+def _load_train_config(config_path: str | None, data_dir: pathlib.Path, overrides: dict[str, Any]):
   """The config file's get_config() (default: the packaged demo config), pointed at the demo
   corpus, with dotted-key overrides."""
-  config = (demo_config.get_config() if config_path is None
-            else configs.load_config_file(config_path))
+  config = (
+    demo_config.get_config() if config_path is None else configs.load_config_file(config_path)
+  )
   config.data_dir = str(data_dir)
   return configs.apply_overrides(config, overrides)
 
@@ -103,8 +109,12 @@ def _finished_evaluation(train_dir: workdir_lib.Workdir, step: int) -> dict[str,
   metrics_json, report_md = train_dir.eval_metrics(step), train_dir.eval_report(step)
   if not (metrics_json.exists() and report_md.exists()):
     return None
-  return {'metrics': json.loads(metrics_json.read_text()), 'metrics_json': str(metrics_json),
-          'report_md': str(report_md), 'step': step}
+  return {
+    'metrics': json.loads(metrics_json.read_text()),
+    'metrics_json': str(metrics_json),
+    'report_md': str(report_md),
+    'step': step,
+  }
 
 
 def _finished_gallery(out_dir: epath.Path, step: int) -> dict[str, Any] | None:
@@ -120,8 +130,14 @@ def _finished_gallery(out_dir: epath.Path, step: int) -> dict[str, Any] | None:
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
   """The few figures a newcomer looks at first, when the report has them."""
-  keys = ('onset_f1', 'onset_pitch_f1', 'era_accuracy', 'era_accuracy_real', 'l1_db',
-          'spectral_convergence')
+  keys = (
+    'onset_f1',
+    'onset_pitch_f1',
+    'era_accuracy',
+    'era_accuracy_real',
+    'l1_db',
+    'spectral_convergence',
+  )
   out = {}
   for group in ('model', 'retrieval', 'era_mean'):
     sub = metrics.get(group, {})
@@ -130,10 +146,15 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
   return out
 
 
-def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str | None = None,
-             config_overrides: dict[str, Any] | None = None,
-             build_options: dict[str, Any] | None = None,
-             gallery_size: int = 24) -> dict[str, Any]:
+def run_demo(
+  demo: str,
+  workdir: str | pathlib.Path,
+  *,
+  config_path: str | None = None,
+  config_overrides: dict[str, Any] | None = None,
+  build_options: dict[str, Any] | None = None,
+  gallery_size: int = 24,
+) -> dict[str, Any]:
   """Builds, trains, evaluates and generates; returns (and writes) the demo summary.
 
   `config_overrides` maps dotted config keys to values (`{'num_train_steps': 100}`) and
@@ -151,42 +172,54 @@ def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str | None 
   start = time.perf_counter()
 
   config = _load_train_config(config_path, data_dir, config_overrides or {})
-  report = _stage(f'build the {demo!r} demo corpus',
-                  lambda: demos.build_demo(demo, str(data_dir), image_size=config.image_size,
-                                             **(build_options or {})))
+  report = _stage(
+    f'build the {demo!r} demo corpus',
+    lambda: demos.build_demo(
+      demo, str(data_dir), image_size=config.image_size, **(build_options or {})
+    ),
+  )
   from pix2pitch_jax.evaluation import job as evaluation_job
   from pix2pitch_jax.generation import job as generation_job
   from pix2pitch_jax.training import trainer
+
   train_summary = _stage('train', lambda: trainer.train_and_evaluate(config, str(train_dir.root)))
   step = int(train_summary['step'])
   if train_summary.get('preempted'):
-    print(f'[demo] interrupted at step {step}; the checkpoint is saved. Run the same command '
-          'again to continue.', flush=True)
+    print(
+      f'[demo] interrupted at step {step}; the checkpoint is saved. Run the same command '
+      'again to continue.',
+      flush=True,
+    )
     raise SystemExit(130)  # the shell's code for "stopped by Ctrl-C"
   # Evaluation and galleries of the final checkpoint are kept across re-runs of the demo.
   eval_result = _finished_evaluation(train_dir, step) or _stage(
-      'evaluate on the test split', lambda: evaluation_job.evaluate(str(train_dir.root), split='test'))
+    'evaluate on the test split', lambda: evaluation_job.evaluate(str(train_dir.root), split='test')
+  )
   test_dir, outside_dir = layout.test_gallery, layout.outside_gallery
   test_gallery = _finished_gallery(test_dir, step) or _stage(
-      'generate the test-split gallery', lambda: generation_job.generate(
-          str(train_dir.root), str(test_dir), split='test', max_examples=gallery_size))
+    'generate the test-split gallery',
+    lambda: generation_job.generate(
+      str(train_dir.root), str(test_dir), split='test', max_examples=gallery_size
+    ),
+  )
   outside = write_outside_style_images(pathlib.Path(layout.outside_images))
   outside_gallery = _finished_gallery(outside_dir, step) or _stage(
-      'generate music for images outside the training style',
-      lambda: generation_job.generate(str(train_dir.root), str(outside_dir), images_dir=str(outside)))
+    'generate music for images outside the training style',
+    lambda: generation_job.generate(str(train_dir.root), str(outside_dir), images_dir=str(outside)),
+  )
   summary = {
-      'demo': demo,
-      'workdir': str(layout.root),
-      'data_dir': str(data_dir),
-      'tensorboard': str(train_dir.tensorboard),
-      'dataset_counts': report.get('counts', {}) if isinstance(report, dict) else {},
-      'train': {k: v for k, v in train_summary.items() if isinstance(v, (int, float, str))},
-      'metrics_json': str(eval_result.get('metrics_json', '')),
-      'report_md': str(eval_result.get('report_md', '')),
-      'headline': _headline(eval_result.get('metrics', eval_result)),
-      'gallery_test': str(test_gallery.get('index_html', '')),
-      'gallery_outside': str(outside_gallery.get('index_html', '')),
-      'wall_s': round(time.perf_counter() - start, 1),
+    'demo': demo,
+    'workdir': str(layout.root),
+    'data_dir': str(data_dir),
+    'tensorboard': str(train_dir.tensorboard),
+    'dataset_counts': report.get('counts', {}) if isinstance(report, dict) else {},
+    'train': {k: v for k, v in train_summary.items() if isinstance(v, (int, float, str))},
+    'metrics_json': str(eval_result.get('metrics_json', '')),
+    'report_md': str(eval_result.get('report_md', '')),
+    'headline': _headline(eval_result.get('metrics', eval_result)),
+    'gallery_test': str(test_gallery.get('index_html', '')),
+    'gallery_outside': str(outside_gallery.get('index_html', '')),
+    'wall_s': round(time.perf_counter() - start, 1),
   }
   layout.summary_json.write_text(json.dumps(summary, indent=2, default=str))
   _print_summary(summary)
@@ -195,17 +228,16 @@ def run_demo(demo: str, workdir: str | pathlib.Path, *, config_path: str | None 
 
 def _print_summary(summary: dict[str, Any]) -> None:
   lines = [
-      '',
-      f'Pix2Pitch demo ({summary["demo"]}) finished in {summary["wall_s"]:.0f} s.',
-      f'  metrics report : {summary["report_md"]}',
-      f'  metrics (json) : {summary["metrics_json"]}',
-      f'  listening page : {summary["gallery_test"]}',
-      f'  outside style  : {summary["gallery_outside"]}',
-      f'  tensorboard    : tensorboard --logdir {summary["tensorboard"]}',
+    '',
+    f'Pix2Pitch demo ({summary["demo"]}) finished in {summary["wall_s"]:.0f} s.',
+    f'  metrics report : {summary["report_md"]}',
+    f'  metrics (json) : {summary["metrics_json"]}',
+    f'  listening page : {summary["gallery_test"]}',
+    f'  outside style  : {summary["gallery_outside"]}',
+    f'  tensorboard    : tensorboard --logdir {summary["tensorboard"]}',
   ]
   for group, figures in summary['headline'].items():
     if figures:
       shown = ', '.join(f'{k}={v:.3f}' for k, v in figures.items() if isinstance(v, float))
       lines.append(f'  {group:<14} : {shown}')
   print('\n'.join(lines), flush=True)
-

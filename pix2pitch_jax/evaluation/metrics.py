@@ -3,8 +3,8 @@
 Conventions. Spectrogram metrics take batches with the two spectrogram axes last,
 (..., n_mels, n_frames), and return one value per example (shape `...`), so they run jitted and
 sharded over the batch axis; reduce with a mean afterwards. `reference` comes first, as in
-`metric(reference, generated)`. dB mels have the lowest band first (`spectrogram.image_to_db`); images
-are the normalised mel images in [-1, 1]. Set-level statistics (Fréchet distance, diversity,
+`metric(reference, generated)`. dB mels have the lowest band first (`spectrogram.image_to_db`);
+images are the normalised mel images in [-1, 1]. Set-level statistics (Fréchet distance, diversity,
 audio descriptors) run on the host in numpy/scipy/librosa.
 
 Directions: lower is better for every distance (L1, L2, spectral convergence, LSD, MCD, Fréchet,
@@ -14,7 +14,8 @@ descriptor differences); higher is better for SSIM (max 1) and PSNR (inf for ide
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,8 +45,9 @@ def mel_l2(reference_db: Any, generated_db: Any) -> jax.Array:
 def spectral_convergence(reference_magnitude: Any, generated_magnitude: Any) -> jax.Array:
   """||S| - |S_hat||_F / ||S||_F on linear magnitudes (a relative error; 0 is perfect)."""
   reference_magnitude = jnp.abs(jnp.asarray(reference_magnitude))
-  error = jnp.linalg.norm(reference_magnitude - jnp.abs(generated_magnitude),
-                          axis=_SPECTROGRAM_AXES)
+  error = jnp.linalg.norm(
+    reference_magnitude - jnp.abs(generated_magnitude), axis=_SPECTROGRAM_AXES
+  )
   return error / jnp.maximum(jnp.linalg.norm(reference_magnitude, axis=_SPECTROGRAM_AXES), 1e-30)
 
 
@@ -62,7 +64,7 @@ def mel_cepstrum(db: Any, n_coeffs: int = 24) -> jax.Array:
   amplitude ln A = dB * ln(10) / 20, the scale on which the MCD formula's 10 / ln 10 gives dB.
   """
   log_amplitude = jnp.asarray(db) * (np.log(10.0) / 20.0)
-  return jax.scipy.fft.dct(log_amplitude, type=2, norm='ortho', axis=-2)[..., 1:n_coeffs + 1, :]
+  return jax.scipy.fft.dct(log_amplitude, type=2, norm='ortho', axis=-2)[..., 1 : n_coeffs + 1, :]
 
 
 def mel_cepstral_distortion(reference_db: Any, generated_db: Any, n_coeffs: int = 24) -> jax.Array:
@@ -75,7 +77,7 @@ def mel_cepstral_distortion(reference_db: Any, generated_db: Any, n_coeffs: int 
 def psnr(reference_image: Any, generated_image: Any, data_range: float = 2.0) -> jax.Array:
   """Peak signal-to-noise ratio (dB) of images with values spanning `data_range` (2 for [-1, 1])."""
   mse = jnp.mean(jnp.square(jnp.asarray(reference_image) - generated_image), axis=_SPECTROGRAM_AXES)
-  return 10.0 * jnp.log10(data_range ** 2 / mse)  # mse == 0 gives +inf, as it should.
+  return 10.0 * jnp.log10(data_range**2 / mse)  # mse == 0 gives +inf, as it should.
 
 
 @functools.lru_cache(maxsize=8)
@@ -85,12 +87,17 @@ def _gaussian_valid_filter(size: int, window: int, sigma: float) -> np.ndarray:
   taps /= taps.sum()
   rows = np.zeros((size - window + 1, size), np.float32)
   for i in range(rows.shape[0]):
-    rows[i, i:i + window] = taps
+    rows[i, i : i + window] = taps
   return rows
 
 
-def ssim(reference_image: Any, generated_image: Any, data_range: float = 2.0, window: int = 11,
-         sigma: float = 1.5) -> jax.Array:
+def ssim(
+  reference_image: Any,
+  generated_image: Any,
+  data_range: float = 2.0,
+  window: int = 11,
+  sigma: float = 1.5,
+) -> jax.Array:
   """Structural similarity (Wang et al. 2004): 11x11 Gaussian window (sigma 1.5), K1 = 0.01,
   K2 = 0.03, valid windows only (as tf.image.ssim), averaged over the image. 1 when identical."""
   x = jnp.asarray(reference_image, jnp.float32)
@@ -101,20 +108,23 @@ def ssim(reference_image: Any, generated_image: Any, data_range: float = 2.0, wi
   rows = _gaussian_valid_filter(height, window, sigma)
   cols = _gaussian_valid_filter(width, window, sigma)
   # The separable Gaussian filter as two small matmuls: G_rows @ image @ G_cols^T.
-  blur = lambda z: jnp.einsum('ih,...hw,jw->...ij', rows, z, cols,
-                              precision=jax.lax.Precision.HIGHEST)
+  blur = lambda z: jnp.einsum(
+    'ih,...hw,jw->...ij', rows, z, cols, precision=jax.lax.Precision.HIGHEST
+  )
   mu_x, mu_y = blur(x), blur(y)
-  var_x = blur(x * x) - mu_x ** 2
-  var_y = blur(y * y) - mu_y ** 2
+  var_x = blur(x * x) - mu_x**2
+  var_y = blur(y * y) - mu_y**2
   cov = blur(x * y) - mu_x * mu_y
   c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-  ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) *
-                                                            (var_x + var_y + c2))
+  ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+    (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+  )
   return jnp.mean(ssim_map, axis=_SPECTROGRAM_AXES)
 
 
-def mel_image_metrics(reference_images: Any, generated_images: Any,
-                      params: spectrogram.MelParams) -> dict[str, jax.Array]:
+def mel_image_metrics(
+  reference_images: Any, generated_images: Any, params: spectrogram.MelParams
+) -> dict[str, jax.Array]:
   """All per-example spectrogram metrics of generated vs reference mel images in [-1, 1].
 
   dB metrics use the images mapped back to dB; spectral convergence uses the mel amplitude
@@ -124,18 +134,19 @@ def mel_image_metrics(reference_images: Any, generated_images: Any,
   ref_db = spectrogram.image_to_db(jnp.asarray(reference_images, jnp.float32), params)
   gen_db = spectrogram.image_to_db(jnp.asarray(generated_images, jnp.float32), params)
   return {
-      'l1_db': mel_l1(ref_db, gen_db),
-      'l2_db2': mel_l2(ref_db, gen_db),
-      'spectral_convergence': spectral_convergence(10.0 ** (ref_db / 20.0),
-                                                   10.0 ** (gen_db / 20.0)),
-      'log_spectral_distance_db': log_spectral_distance(ref_db, gen_db),
-      'mel_cepstral_distortion_db': mel_cepstral_distortion(ref_db, gen_db),
-      'ssim': ssim(reference_images, generated_images),
-      'psnr_db': psnr(reference_images, generated_images),
+    'l1_db': mel_l1(ref_db, gen_db),
+    'l2_db2': mel_l2(ref_db, gen_db),
+    'spectral_convergence': spectral_convergence(10.0 ** (ref_db / 20.0), 10.0 ** (gen_db / 20.0)),
+    'log_spectral_distance_db': log_spectral_distance(ref_db, gen_db),
+    'mel_cepstral_distortion_db': mel_cepstral_distortion(ref_db, gen_db),
+    'ssim': ssim(reference_images, generated_images),
+    'psnr_db': psnr(reference_images, generated_images),
   }
 
 
-def griffin_lim_consistency(images: Any, audio_clips: Any, params: spectrogram.MelParams) -> jax.Array:
+def griffin_lim_consistency(
+  images: Any, audio_clips: Any, params: spectrogram.MelParams
+) -> jax.Array:
   """How far a mel image is from one that real audio could have: the spectral convergence between
   the image's mel amplitude and the mel amplitude of its own Griffin-Lim reconstruction
   `audio_clips` (B, samples). 0 for a consistent spectrogram; generated mels that no signal could
@@ -167,14 +178,21 @@ def frechet_distance(embeddings_a: Any, embeddings_b: Any, ridge: float = 1e-6) 
   cov_a, cov_b = (_covariance(e) + ridge * np.eye(e.shape[1]) for e in (a, b))
   sqrt_product = scipy.linalg.sqrtm(cov_a @ cov_b)
   sqrt_product = np.real(sqrt_product)
-  distance = (np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(cov_a) + np.trace(cov_b) -
-              2.0 * np.trace(sqrt_product))
+  distance = (
+    np.sum((a.mean(0) - b.mean(0)) ** 2)
+    + np.trace(cov_a)
+    + np.trace(cov_b)
+    - 2.0 * np.trace(sqrt_product)
+  )
   return float(max(distance, 0.0))
 
 
 def _covariance(x: np.ndarray) -> np.ndarray:
-  return np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1]) if len(x) > 1 else \
-      np.zeros((x.shape[1], x.shape[1]))
+  return (
+    np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1])
+    if len(x) > 1
+    else np.zeros((x.shape[1], x.shape[1]))
+  )
 
 
 def mean_pairwise_distance(samples: Any) -> float:
@@ -199,6 +217,7 @@ def audio_descriptors(clips: Any, sample_rate: int) -> dict[str, np.ndarray]:
   """librosa descriptors per clip (B, samples): the three scalar `DESCRIPTORS` (B,) and
   'chroma' (B, 12), the clip's mean chroma normalised to sum to 1 (a pitch-class profile)."""
   import librosa
+
   clips = np.asarray(clips, np.float32)
   out = {name: np.zeros(len(clips)) for name in DESCRIPTORS}
   out['chroma'] = np.zeros((len(clips), 12))
@@ -212,8 +231,9 @@ def audio_descriptors(clips: Any, sample_rate: int) -> dict[str, np.ndarray]:
   return out
 
 
-def descriptor_statistics(real: Mapping[str, np.ndarray],
-                          generated: Mapping[str, np.ndarray]) -> dict[str, float]:
+def descriptor_statistics(
+  real: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarray]
+) -> dict[str, float]:
   """Mean and std of each scalar descriptor per set and the difference of means (generated minus
   real; 0 is best), plus 'chroma_distance': half the L1 distance between the two sets' mean
   pitch-class profiles (total variation, 0 = same profile, 1 = disjoint)."""
@@ -227,4 +247,3 @@ def descriptor_statistics(real: Mapping[str, np.ndarray],
   profile_generated = np.mean(generated['chroma'], axis=0)
   stats['chroma_distance'] = float(0.5 * np.abs(profile_real - profile_generated).sum())
   return stats
-

@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -83,33 +83,45 @@ def _card(entry: GalleryEntry) -> str:
     era_lines.append(f'labelled: {e(entry.era_label)}')
   reference = ''
   if entry.reference_audio:
-    reference = (f'<details><summary>reference (the dataset\'s music)</summary>'
-                 f'<img src="{e(entry.reference_spectrogram)}" alt="reference spectrogram" '
-                 f'style="width:50%;image-rendering:pixelated">'
-                 f'<audio controls preload="metadata" src="{e(entry.reference_audio)}"></audio>'
-                 f'</details>')
-  return (f'<div class="card"><h2 title="{e(entry.source)}">{e(entry.title)}</h2>'
-          f'<div class="pair"><figure><img src="{e(entry.painting)}" alt="painting">'
-          f'<figcaption>painting</figcaption></figure>'
-          f'<figure><img src="{e(entry.spectrogram)}" alt="generated spectrogram">'
-          f'<figcaption>generated mel</figcaption></figure></div>'
-          f'<audio controls preload="metadata" src="{e(entry.audio)}"></audio>'
-          f'<div class="era">{" &middot; ".join(era_lines)}</div>{reference}</div>')
+    reference = (
+      f"<details><summary>reference (the dataset's music)</summary>"
+      f'<img src="{e(entry.reference_spectrogram)}" alt="reference spectrogram" '
+      f'style="width:50%;image-rendering:pixelated">'
+      f'<audio controls preload="metadata" src="{e(entry.reference_audio)}"></audio>'
+      f'</details>'
+    )
+  return (
+    f'<div class="card"><h2 title="{e(entry.source)}">{e(entry.title)}</h2>'
+    f'<div class="pair"><figure><img src="{e(entry.painting)}" alt="painting">'
+    f'<figcaption>painting</figcaption></figure>'
+    f'<figure><img src="{e(entry.spectrogram)}" alt="generated spectrogram">'
+    f'<figcaption>generated mel</figcaption></figure></div>'
+    f'<audio controls preload="metadata" src="{e(entry.audio)}"></audio>'
+    f'<div class="era">{" &middot; ".join(era_lines)}</div>{reference}</div>'
+  )
 
 
-def write_gallery(out_dir: str | os.PathLike, entries: Sequence[GalleryEntry], *, title: str,
-                  subtitle: str = '', skipped: Sequence[tuple[str, str]] = ()) -> pathlib.Path:
+def write_gallery(
+  out_dir: str | os.PathLike,
+  entries: Sequence[GalleryEntry],
+  *,
+  title: str,
+  subtitle: str = '',
+  skipped: Sequence[tuple[str, str]] = (),
+) -> pathlib.Path:
   """Write `<out_dir>/index.html` with one card per entry and a list of skipped inputs."""
   e = lambda s: html.escape(str(s), quote=True)
   skipped_html = ''
   if skipped:
     items = ''.join(f'<li>{e(path)}: {e(reason)}</li>' for path, reason in skipped)
     skipped_html = f'<div class="skipped">Skipped {len(skipped)} input(s):<ul>{items}</ul></div>'
-  page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-          f'<title>{e(title)}</title><style>{_STYLE}</style></head><body>'
-          f'<h1>{e(title)}</h1><div class="meta">{e(subtitle)}</div>'
-          f'<div class="grid">{"".join(_card(x) for x in entries)}</div>{skipped_html}'
-          f'<script>{_AUDIO_PROBE}</script></body></html>\n')
+  page = (
+    f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+    f'<title>{e(title)}</title><style>{_STYLE}</style></head><body>'
+    f'<h1>{e(title)}</h1><div class="meta">{e(subtitle)}</div>'
+    f'<div class="grid">{"".join(_card(x) for x in entries)}</div>{skipped_html}'
+    f'<script>{_AUDIO_PROBE}</script></body></html>\n'
+  )
   path = pathlib.Path(out_dir) / workdir_lib.GALLERY_INDEX
   path.write_text(page, encoding='utf-8')
   return path
@@ -119,9 +131,18 @@ def write_gallery(out_dir: str | os.PathLike, entries: Sequence[GalleryEntry], *
 # Headless Chromium: screenshot and audio check.
 # ------------------------------------------------------------------------------------------------
 
-CHROMIUM_FLAGS = ('--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-                  '--mute-audio', '--autoplay-policy=no-user-gesture-required')
+CHROMIUM_FLAGS = (
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--mute-audio',
+  '--autoplay-policy=no-user-gesture-required',
+)
 
 
 def find_chromium() -> str:
@@ -134,21 +155,37 @@ def find_chromium() -> str:
 
 def _run_chromium(args: Sequence[str], timeout_s: float) -> str:
   with tempfile.TemporaryDirectory() as profile:
-    result = subprocess.run([find_chromium(), *CHROMIUM_FLAGS, f'--user-data-dir={profile}',
-                             *args], capture_output=True, text=True, timeout=timeout_s)
+    result = subprocess.run(
+      [find_chromium(), *CHROMIUM_FLAGS, f'--user-data-dir={profile}', *args],
+      capture_output=True,
+      text=True,
+      timeout=timeout_s,
+      check=False,
+    )
   if result.returncode != 0:
     raise RuntimeError(f'chromium failed ({result.returncode}): {result.stderr[-2000:]}')
   return result.stdout
 
 
-def render_screenshot(index_html: str | os.PathLike, png_path: str | os.PathLike, *,
-                      width: int = 1200, height: int = 1600,
-                      timeout_s: float = 120) -> pathlib.Path:
+def render_screenshot(
+  index_html: str | os.PathLike,
+  png_path: str | os.PathLike,
+  *,
+  width: int = 1200,
+  height: int = 1600,
+  timeout_s: float = 120,
+) -> pathlib.Path:
   """Screenshot of the page as headless Chromium renders it."""
   png_path = pathlib.Path(png_path).resolve()
-  _run_chromium([f'--screenshot={png_path}', f'--window-size={width},{height}',
-                 '--virtual-time-budget=5000', pathlib.Path(index_html).resolve().as_uri()],
-                timeout_s)
+  _run_chromium(
+    [
+      f'--screenshot={png_path}',
+      f'--window-size={width},{height}',
+      '--virtual-time-budget=5000',
+      pathlib.Path(index_html).resolve().as_uri(),
+    ],
+    timeout_s,
+  )
   if not png_path.exists():
     raise RuntimeError(f'chromium ran but wrote no screenshot to {png_path}')
   return png_path
@@ -161,12 +198,19 @@ _ATTR = re.compile(r'([\w-]+)="([^"]*)"')
 def probe_audio_elements(index_html: str | os.PathLike, timeout_s: float = 120) -> list[dict]:
   """Load the page in headless Chromium; per <audio>: src, state ('ready' | 'error' | None) and
   duration in seconds."""
-  dom = _run_chromium(['--virtual-time-budget=10000', '--dump-dom',
-                       pathlib.Path(index_html).resolve().as_uri()], timeout_s)
+  dom = _run_chromium(
+    ['--virtual-time-budget=10000', '--dump-dom', pathlib.Path(index_html).resolve().as_uri()],
+    timeout_s,
+  )
   found = []
   for tag in _AUDIO_TAG.findall(dom):
     attrs = dict(_ATTR.findall(tag))
     duration = attrs.get('data-duration')
-    found.append({'src': html.unescape(attrs.get('src', '')), 'state': attrs.get('data-state'),
-                  'duration': float(duration) if duration else None})
+    found.append(
+      {
+        'src': html.unescape(attrs.get('src', '')),
+        'state': attrs.get('data-state'),
+        'duration': float(duration) if duration else None,
+      }
+    )
   return found

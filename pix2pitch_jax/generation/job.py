@@ -24,14 +24,14 @@ import json
 import os
 import pathlib
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from absl import logging
 
-from pix2pitch_jax.audio import spectrogram
 from pix2pitch_jax import inference
-from pix2pitch_jax.audio import wav
+from pix2pitch_jax.audio import spectrogram, wav
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.data import records
 from pix2pitch_jax.generation import gallery
@@ -66,14 +66,17 @@ def _safe_stem(text: str, taken: set[str]) -> str:
   return unique
 
 
-def read_image_folder(images_dir: str | os.PathLike, image_size: int,
-                      max_examples: int | None = None,
-                      ) -> tuple[list[GenerationInput], list[tuple[str, str]]]:
+def read_image_folder(
+  images_dir: str | os.PathLike,
+  image_size: int,
+  max_examples: int | None = None,
+) -> tuple[list[GenerationInput], list[tuple[str, str]]]:
   """Every file under `images_dir` (recursively, hidden ones excepted) that decodes as an image.
 
   Returns the inputs and the skipped files with the reason; a bad file never stops the run.
   """
   from pix2pitch_jax.data import images
+
   root = pathlib.Path(images_dir)
   if not root.is_dir():
     raise FileNotFoundError(f'--images={images_dir} is not a directory')
@@ -94,14 +97,20 @@ def read_image_folder(images_dir: str | os.PathLike, image_size: int,
   return inputs, skipped
 
 
-def read_split(data_dir: str | os.PathLike, split: str,
-               max_examples: int | None = None) -> list[GenerationInput]:
+def read_split(
+  data_dir: str | os.PathLike, split: str, max_examples: int | None = None
+) -> list[GenerationInput]:
   """The examples of a dataset split, with their era labels and reference mels."""
-  data = records.read_split(data_dir, split, max_examples=max_examples,
-                            fields=('painting', 'mel', 'era', 'painting_id'))
+  data = records.read_split(
+    data_dir, split, max_examples=max_examples, fields=('painting', 'mel', 'era', 'painting_id')
+  )
   taken: set[str] = set()
-  return [GenerationInput(_safe_stem(pid, taken), pid, data['painting'][i], int(data['era'][i]),
-                          data['mel'][i]) for i, pid in enumerate(data['painting_id'])]
+  return [
+    GenerationInput(
+      _safe_stem(pid, taken), pid, data['painting'][i], int(data['era'][i]), data['mel'][i]
+    )
+    for i, pid in enumerate(data['painting_id'])
+  ]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -109,12 +118,13 @@ def read_split(data_dir: str | os.PathLike, split: str,
 # ------------------------------------------------------------------------------------------------
 
 
-def _conditioning_eras(inputs: Sequence[GenerationInput], era: str | None,
-                       era_names: Sequence[str]) -> np.ndarray | None:
+def _conditioning_eras(
+  inputs: Sequence[GenerationInput], era: str | None, era_names: Sequence[str]
+) -> np.ndarray | None:
   """Era indices to condition on: the labels of split examples, else `era` for all, else None."""
   if era is not None:
     if era not in era_names:
-      raise ValueError(f'era {era!r} is not one of the dataset\'s eras {tuple(era_names)}')
+      raise ValueError(f"era {era!r} is not one of the dataset's eras {tuple(era_names)}")
     return np.full(len(inputs), list(era_names).index(era), np.int32)
   if all(x.era is not None for x in inputs):
     return np.asarray([x.era for x in inputs], np.int32)
@@ -126,17 +136,26 @@ def _predicted_eras(workdir: pathlib.Path, mels: np.ndarray) -> list[str] | None
   try:
     classifier = inference.load_era_classifier(workdir_lib.Workdir(workdir).era_classifier)
   except FileNotFoundError:
-    logging.info('No era classifier in %s (the evaluation job trains one): showing labels only.',
-                 workdir)
+    logging.info(
+      'No era classifier in %s (the evaluation job trains one): showing labels only.', workdir
+    )
     return None
   return [classifier.era_names[i] for i in classifier.predict(mels)]
 
 
-def generate(workdir: str | os.PathLike, out_dir: str | os.PathLike, *,
-             images_dir: str | os.PathLike | None = None, split: str | None = None,
-             checkpoint: str | int = 'latest', max_examples: int | None = None, seed: int = 0,
-             griffin_lim_iters: int = 64, batch_size: int = DEFAULT_BATCH_SIZE,
-             era: str | None = None) -> dict[str, Any]:
+def generate(
+  workdir: str | os.PathLike,
+  out_dir: str | os.PathLike,
+  *,
+  images_dir: str | os.PathLike | None = None,
+  split: str | None = None,
+  checkpoint: str | int = 'latest',
+  max_examples: int | None = None,
+  seed: int = 0,
+  griffin_lim_iters: int = 64,
+  batch_size: int = DEFAULT_BATCH_SIZE,
+  era: str | None = None,
+) -> dict[str, Any]:
   """Turn a folder of images or a dataset split into WAVs, spectrogram PNGs and index.html.
 
   `era` (a name from the dataset's eras) conditions an era-conditioned generator on images from a
@@ -154,53 +173,101 @@ def generate(workdir: str | os.PathLike, out_dir: str | os.PathLike, *,
   else:
     inputs, skipped = read_split(generator.config.data_dir, split, max_examples), []
   if not inputs:
-    raise ValueError(f'nothing to generate from {images_dir or split!r}: '
-                     f'{len(skipped)} file(s) skipped, none readable')
-  logging.info('Generating music for %d painting(s) with the step-%d generator.', len(inputs),
-               generator.step)
+    raise ValueError(
+      f'nothing to generate from {images_dir or split!r}: '
+      f'{len(skipped)} file(s) skipped, none readable'
+    )
+  logging.info(
+    'Generating music for %d painting(s) with the step-%d generator.', len(inputs), generator.step
+  )
 
   mesh = generator.mesh
   eras = _conditioning_eras(inputs, era, era_names)
-  mels = generator.generate(np.stack([x.painting for x in inputs]), eras, batch_size=batch_size,
-                            progress='generate mels')
-  clips = inference.mels_to_audio(mels, params, n_iter=griffin_lim_iters, seed=seed, batch_size=batch_size,
-                        mesh=mesh)
+  mels = generator.generate(
+    np.stack([x.painting for x in inputs]), eras, batch_size=batch_size, progress='generate mels'
+  )
+  clips = inference.mels_to_audio(
+    mels, params, n_iter=griffin_lim_iters, seed=seed, batch_size=batch_size, mesh=mesh
+  )
   references = None
   if split is not None:
-    references = inference.mels_to_audio(np.stack([x.reference_mel for x in inputs]), params,
-                               n_iter=griffin_lim_iters, seed=seed, batch_size=batch_size,
-                               mesh=mesh)
+    references = inference.mels_to_audio(
+      np.stack([x.reference_mel for x in inputs]),
+      params,
+      n_iter=griffin_lim_iters,
+      seed=seed,
+      batch_size=batch_size,
+      mesh=mesh,
+    )
   predicted = _predicted_eras(workdir, mels)
 
   out_dir.mkdir(parents=True, exist_ok=True)
   entries = []
   for i, x in enumerate(inputs):
-    entries.append(_write_outputs(
-        out_dir, x, mel=mels[i], clip=clips[i],
-        reference_clip=None if references is None else references[i], params=params,
-        era_names=era_names, predicted_era=None if predicted is None else predicted[i]))
+    entries.append(
+      _write_outputs(
+        out_dir,
+        x,
+        mel=mels[i],
+        clip=clips[i],
+        reference_clip=None if references is None else references[i],
+        params=params,
+        era_names=era_names,
+        predicted_era=None if predicted is None else predicted[i],
+      )
+    )
   title = f'Pix2Pitch: {"split " + split if split else images_dir}'
-  subtitle = (f'{workdir} · step {generator.step} · {len(entries)} clip(s) of '
-              f'{params.clip_seconds:g} s at {params.sample_rate} Hz · Griffin-Lim '
-              f'{griffin_lim_iters} iterations · seed {seed}')
-  index_html = gallery.write_gallery(out_dir, entries, title=title, subtitle=subtitle,
-                                     skipped=skipped)
+  subtitle = (
+    f'{workdir} · step {generator.step} · {len(entries)} clip(s) of '
+    f'{params.clip_seconds:g} s at {params.sample_rate} Hz · Griffin-Lim '
+    f'{griffin_lim_iters} iterations · seed {seed}'
+  )
+  index_html = gallery.write_gallery(
+    out_dir, entries, title=title, subtitle=subtitle, skipped=skipped
+  )
   manifest = out_dir / workdir_lib.GALLERY_MANIFEST
-  manifest.write_text(json.dumps({
-      'workdir': str(workdir), 'step': generator.step, 'seed': seed,
-      'griffin_lim_iters': griffin_lim_iters, 'mel_params': params.to_dict(),
-      'entries': [dataclasses.asdict(e) for e in entries],
-      'skipped': [{'path': p, 'reason': r} for p, r in skipped]}, indent=2))
-  return {'index_html': str(index_html), 'manifest': str(manifest), 'out_dir': str(out_dir),
-          'step': generator.step, 'count': len(entries), 'skipped': skipped}
+  manifest.write_text(
+    json.dumps(
+      {
+        'workdir': str(workdir),
+        'step': generator.step,
+        'seed': seed,
+        'griffin_lim_iters': griffin_lim_iters,
+        'mel_params': params.to_dict(),
+        'entries': [dataclasses.asdict(e) for e in entries],
+        'skipped': [{'path': p, 'reason': r} for p, r in skipped],
+      },
+      indent=2,
+    )
+  )
+  return {
+    'index_html': str(index_html),
+    'manifest': str(manifest),
+    'out_dir': str(out_dir),
+    'step': generator.step,
+    'count': len(entries),
+    'skipped': skipped,
+  }
 
 
-def _write_outputs(out_dir: pathlib.Path, x: GenerationInput, *, mel: np.ndarray, clip: np.ndarray,
-                   reference_clip: np.ndarray | None, params: spectrogram.MelParams,
-                   era_names: Sequence[str], predicted_era: str | None) -> gallery.GalleryEntry:
+def _write_outputs(
+  out_dir: pathlib.Path,
+  x: GenerationInput,
+  *,
+  mel: np.ndarray,
+  clip: np.ndarray,
+  reference_clip: np.ndarray | None,
+  params: spectrogram.MelParams,
+  era_names: Sequence[str],
+  predicted_era: str | None,
+) -> gallery.GalleryEntry:
   from PIL import Image
-  files = {'painting': f'{x.stem}_painting.png', 'spectrogram': f'{x.stem}_mel.png',
-           'audio': f'{x.stem}.wav'}
+
+  files = {
+    'painting': f'{x.stem}_painting.png',
+    'spectrogram': f'{x.stem}_mel.png',
+    'audio': f'{x.stem}.wav',
+  }
   Image.fromarray(x.painting, mode='RGB').save(out_dir / files['painting'])
   gallery.save_mel_png(mel, out_dir / files['spectrogram'])
   wav.write_wav(out_dir / files['audio'], clip, params.sample_rate)
@@ -210,5 +277,9 @@ def _write_outputs(out_dir: pathlib.Path, x: GenerationInput, *, mel: np.ndarray
     wav.write_wav(out_dir / files['reference_audio'], reference_clip, params.sample_rate)
     gallery.save_mel_png(x.reference_mel, out_dir / files['reference_spectrogram'])
   return gallery.GalleryEntry(
-      title=x.stem, source=x.source, era_predicted=predicted_era,
-      era_label=None if x.era is None else era_names[x.era], **files)
+    title=x.stem,
+    source=x.source,
+    era_predicted=predicted_era,
+    era_label=None if x.era is None else era_names[x.era],
+    **files,
+  )

@@ -34,7 +34,7 @@ class ClassifierConfig:
   seed: int = 0
 
   @classmethod
-  def from_dict(cls, d: dict[str, Any]) -> 'ClassifierConfig':
+  def from_dict(cls, d: dict[str, Any]) -> ClassifierConfig:
     d = dict(d)
     d['features'] = tuple(d['features'])
     return cls(**d)
@@ -46,8 +46,12 @@ class EraCNN(nnx.Module):
   def __init__(self, num_eras: int, config: ClassifierConfig, *, rngs: nnx.Rngs):
     self.input_size = config.input_size
     channels = (1,) + tuple(config.features)
-    self.convs = nnx.List([nnx.Conv(c_in, c_out, (3, 3), strides=2, rngs=rngs)
-                           for c_in, c_out in zip(channels[:-1], channels[1:])])
+    self.convs = nnx.List(
+      [
+        nnx.Conv(c_in, c_out, (3, 3), strides=2, rngs=rngs)
+        for c_in, c_out in zip(channels[:-1], channels[1:])
+      ]
+    )
     self.projection = nnx.Linear(channels[-1], config.embedding_dim, rngs=rngs)
     self.head = nnx.Linear(config.embedding_dim, num_eras, rngs=rngs)
 
@@ -101,5 +105,6 @@ def apply_in_batches(model: EraCNN, mels: Any, batch_size: int, embed: bool) -> 
   mels = np.asarray(mels, np.float32)
   if not len(mels):
     return np.zeros((0,), np.float32)
-  return sharding.map_in_batches(lambda mels: _apply(model, mels, embed), {'mels': mels},
-                                 batch_size=batch_size)
+  return sharding.map_in_batches(
+    lambda mels: _apply(model, mels, embed), {'mels': mels}, batch_size=batch_size
+  )

@@ -45,7 +45,8 @@ All four give the same outputs for the same parameters up to float rounding
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +60,9 @@ CONV_IMPLS = ('gemm', 'phases', 'depth_to_space', 'native')
 
 _INIT = nnx.initializers.normal(0.02)  # pix2pix init_type='normal', gain 0.02
 # pix2pix initialises norm scales N(1, 0.02) and biases 0.
-_SCALE_INIT = lambda key, shape, dtype=jnp.float32: 1.0 + 0.02 * jax.random.normal(key, shape, dtype)  # noqa: E731
+_SCALE_INIT = lambda key, shape, dtype=jnp.float32: (
+  1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+)
 NUM_DROPOUT_BLOCKS = 3  # dropout in the three innermost decoder blocks (pix2pix)
 # PyTorch's padding=1 for a 4x4 kernel, as explicit (low, high) pairs.
 _PAD1 = ((1, 1), (1, 1))
@@ -72,12 +75,19 @@ class Norm2d(nnx.Module):
     self.kind = kind
     if kind == 'batch':
       # momentum 0.9 == PyTorch's 0.1; use_running_average is flipped by `eval_view`.
-      self.layer = nnx.BatchNorm(features, momentum=0.9, epsilon=1e-5, use_running_average=False,
-                                 scale_init=_SCALE_INIT, rngs=rngs)
+      self.layer = nnx.BatchNorm(
+        features,
+        momentum=0.9,
+        epsilon=1e-5,
+        use_running_average=False,
+        scale_init=_SCALE_INIT,
+        rngs=rngs,
+      )
     elif kind == 'instance':
       # PyTorch's InstanceNorm2d default (affine=False) as in pix2pix --norm instance.
-      self.layer = nnx.InstanceNorm(features, epsilon=1e-5, use_scale=False, use_bias=False,
-                                    rngs=rngs)
+      self.layer = nnx.InstanceNorm(
+        features, epsilon=1e-5, use_scale=False, use_bias=False, rngs=rngs
+      )
     elif kind == 'none':
       self.layer = None
     else:
@@ -90,13 +100,29 @@ class Norm2d(nnx.Module):
     return self.layer(x.astype(jnp.float32)).astype(x.dtype)
 
 
-def _conv(in_features: int, out_features: int, *, stride: int, use_bias: bool, impl: ConvImpl,
-          dtype, rngs: nnx.Rngs) -> nnx.Module:
+def _conv(
+  in_features: int,
+  out_features: int,
+  *,
+  stride: int,
+  use_bias: bool,
+  impl: ConvImpl,
+  dtype,
+  rngs: nnx.Rngs,
+) -> nnx.Module:
   if stride == 2:
-    return DownConv(in_features, out_features, use_bias=use_bias, impl=impl, dtype=dtype,
-                    rngs=rngs)
-  return nnx.Conv(in_features, out_features, kernel_size=(4, 4), strides=(stride, stride),
-                  padding=_PAD1, use_bias=use_bias, kernel_init=_INIT, dtype=dtype, rngs=rngs)
+    return DownConv(in_features, out_features, use_bias=use_bias, impl=impl, dtype=dtype, rngs=rngs)
+  return nnx.Conv(
+    in_features,
+    out_features,
+    kernel_size=(4, 4),
+    strides=(stride, stride),
+    padding=_PAD1,
+    use_bias=use_bias,
+    kernel_init=_INIT,
+    dtype=dtype,
+    rngs=rngs,
+  )
 
 
 def space_to_depth(x: jax.Array, block: int = 2) -> jax.Array:
@@ -114,8 +140,9 @@ def conv_4x4_s2(x: jax.Array, kernel: jax.Array, impl: ConvImpl) -> jax.Array:
   = sum_{a,b in {0,1}} s2d(x_pad)[o+a, b] w[2a+b].
   """
   if impl == 'native':
-    return jax.lax.conv_general_dilated(x, kernel, (2, 2), _PAD1,
-                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    return jax.lax.conv_general_dilated(
+      x, kernel, (2, 2), _PAD1, dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
   if impl not in CONV_IMPLS:
     raise ValueError(f'conv_impl must be one of {CONV_IMPLS}, got {impl!r}')
   if x.shape[1] % 2 or x.shape[2] % 2:
@@ -139,8 +166,10 @@ def _conv_4x4_s2_gemm(x: jax.Array, kernel: jax.Array) -> jax.Array:
   ty = slice(1, 3) if h == 1 else slice(0, 4)
   tx = slice(1, 3) if w == 1 else slice(0, 4)
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  cols = jnp.concatenate([xp[:, i:i + 2 * h:2, j:j + 2 * w:2]
-                          for i in range(4)[ty] for j in range(4)[tx]], axis=-1)
+  cols = jnp.concatenate(
+    [xp[:, i : i + 2 * h : 2, j : j + 2 * w : 2] for i in range(4)[ty] for j in range(4)[tx]],
+    axis=-1,
+  )
   k = kernel[ty, tx]
   return _matmul_last(cols, k.reshape(-1, k.shape[-1]))
 
@@ -156,8 +185,16 @@ class _Conv4x4(nnx.Module):
 
   _op: Callable[[jax.Array, jax.Array, ConvImpl], jax.Array]
 
-  def __init__(self, in_features: int, out_features: int, *, use_bias: bool,
-               impl: ConvImpl = 'gemm', dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    in_features: int,
+    out_features: int,
+    *,
+    use_bias: bool,
+    impl: ConvImpl = 'gemm',
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     if impl not in CONV_IMPLS:
       raise ValueError(f'conv_impl must be one of {CONV_IMPLS}, got {impl!r}')
     self.kernel = nnx.Param(_INIT(rngs.params(), (4, 4, in_features, out_features), jnp.float32))
@@ -202,8 +239,9 @@ def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
 
 
 def _conv2d(x, kernel, padding):
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding,
-                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return jax.lax.conv_general_dilated(
+    x, kernel, (1, 1), padding, dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+  )
 
 
 # Up to this many input pixels (batch * H * W) the gemm transposed conv multiplies per tap.
@@ -218,14 +256,16 @@ def _conv_transpose_4x4_s2_gemm(x: jax.Array, kernel: jax.Array) -> jax.Array:
   axis reach the output (the others fall on the cropped border) and the rest are skipped."""
   b, h, w, _ = x.shape
   cout = kernel.shape[3]
+
   # Taps per axis actually used, and for each output phase the (input offset d, tap) pairs.
   def plan(n):
     taps = (1, 2) if n == 1 else (0, 1, 2, 3)
     pairs = {0: [(-1, 0), (0, 2)], 1: [(0, 1), (1, 3)]}
     return taps, {p: [(d, taps.index(t)) for d, t in pairs[p] if t in taps] for p in (0, 1)}
+
   ty, py_pairs = plan(h)
   tx, px_pairs = plan(w)
-  k = kernel[ty[0]:ty[-1] + 1, tx[0]:tx[-1] + 1]  # (ty,tx,I,O), a plain slice
+  k = kernel[ty[0] : ty[-1] + 1, tx[0] : tx[-1] + 1]  # (ty,tx,I,O), a plain slice
   cin, ntaps = k.shape[2], len(ty) * len(tx)
   if b * h * w <= _BATCHED_TAPS_MAX_PIXELS:
     # Few pixels, big kernel: one batched matmul over the taps reads the kernel in its stored
@@ -233,17 +273,20 @@ def _conv_transpose_4x4_s2_gemm(x: jax.Array, kernel: jax.Array) -> jax.Array:
     xt = jnp.broadcast_to(x.reshape(1, b * h * w, cin), (ntaps, b * h * w, cin))
     cols = jax.lax.dot_general(xt, k.reshape(ntaps, cin, cout), (((2,), (1,)), ((0,), (0,))))
     cols = cols.reshape(len(ty), len(tx), b, h, w, cout)
-    tap = lambda iy, ix: cols[iy, ix]  # noqa: E731
+    tap = lambda iy, ix: cols[iy, ix]
   else:
     cols = _matmul_last(x, jnp.transpose(k, (2, 0, 1, 3)).reshape(cin, ntaps * cout))
     cols = cols.reshape(b, h, w, len(ty), len(tx), cout)
-    tap = lambda iy, ix: cols[:, :, :, iy, ix]  # noqa: E731
+    tap = lambda iy, ix: cols[:, :, :, iy, ix]
   pad = ((0, 0), (1, 1), (1, 1), (0, 0))
   phases = []
   for py in (0, 1):
     for px in (0, 1):
-      terms = [jnp.pad(tap(iy, ix), pad)[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-               for dy, iy in py_pairs[py] for dx, ix in px_pairs[px]]
+      terms = [
+        jnp.pad(tap(iy, ix), pad)[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        for dy, iy in py_pairs[py]
+        for dx, ix in px_pairs[px]
+      ]
       phases.append(sum(terms[1:], terms[0]))
   return depth_to_space(jnp.concatenate(phases, axis=-1))  # channels (py, px, o)
 
@@ -251,8 +294,9 @@ def _conv_transpose_4x4_s2_gemm(x: jax.Array, kernel: jax.Array) -> jax.Array:
 def conv_transpose_4x4_s2(x: jax.Array, kernel: jax.Array, impl: ConvImpl) -> jax.Array:
   """4x4 stride-2 transposed conv doubling H and W (PyTorch `ConvTranspose2d(4, 2, 1)` geometry)."""
   if impl == 'native':
-    return jax.lax.conv_transpose(x, kernel, (2, 2), ((2, 2), (2, 2)),
-                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    return jax.lax.conv_transpose(
+      x, kernel, (2, 2), ((2, 2), (2, 2)), dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
   if impl == 'gemm':
     return _conv_transpose_4x4_s2_gemm(x, kernel)
   if impl == 'depth_to_space':
@@ -264,7 +308,7 @@ def conv_transpose_4x4_s2(x: jax.Array, kernel: jax.Array, impl: ConvImpl) -> ja
     phases = []
     for py in (0, 1):
       for px in (0, 1):
-        ky, kx = _PHASE_TAPS[py][py:py + 2], _PHASE_TAPS[px][px:px + 2]
+        ky, kx = _PHASE_TAPS[py][py : py + 2], _PHASE_TAPS[px][px : px + 2]
         k = kernel[ky[:, None], kx[None, :]]
         pad = ((1 - py, py), (1 - px, px))
         phases.append(_conv2d(x, k, pad))
@@ -281,9 +325,9 @@ class UpConv(_Conv4x4):
 def unet_channels(image_size: int, ngf: int) -> list[int]:
   """Encoder output channels: ngf * (1, 2, 4, 8, 8, ...), log2(image_size) of them."""
   num_downs = int(math.log2(image_size))
-  if 2 ** num_downs != image_size or num_downs < 3:
+  if 2**num_downs != image_size or num_downs < 3:
     raise ValueError(f'image_size must be a power of two >= 8, got {image_size}')
-  return [ngf * min(2 ** i, 8) for i in range(num_downs)]
+  return [ngf * min(2**i, 8) for i in range(num_downs)]
 
 
 class UNetGenerator(nnx.Module):
@@ -293,36 +337,71 @@ class UNetGenerator(nnx.Module):
   can render the same painting in another era's sound.
   """
 
-  def __init__(self, image_size: int, *, ngf: int = 64, in_features: int = 3,
-               out_features: int = 1, norm: Norm = 'batch', use_dropout: bool = True,
-               num_eras: int = 0, conv_impl: ConvImpl = 'gemm',
-               dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    image_size: int,
+    *,
+    ngf: int = 64,
+    in_features: int = 3,
+    out_features: int = 1,
+    norm: Norm = 'batch',
+    use_dropout: bool = True,
+    num_eras: int = 0,
+    conv_impl: ConvImpl = 'gemm',
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     chans = unet_channels(image_size, ngf)
     n = len(chans)
     use_bias = norm != 'batch'  # BN has its own shift (pix2pix: use_bias = norm is instance)
     self.dtype = dtype
-    self.down_convs = nnx.List([
-        _conv(in_features if i == 0 else chans[i - 1], chans[i], stride=2, use_bias=use_bias,
-              impl=conv_impl, dtype=dtype, rngs=rngs) for i in range(n)])
+    self.down_convs = nnx.List(
+      [
+        _conv(
+          in_features if i == 0 else chans[i - 1],
+          chans[i],
+          stride=2,
+          use_bias=use_bias,
+          impl=conv_impl,
+          dtype=dtype,
+          rngs=rngs,
+        )
+        for i in range(n)
+      ]
+    )
     # No norm on the outermost and on the 1x1 bottleneck (as in the reference U-Net).
-    self.down_norms = nnx.List([
-        Norm2d(chans[i], 'none' if i in (0, n - 1) else norm, rngs=rngs) for i in range(n)])
+    self.down_norms = nnx.List(
+      [Norm2d(chans[i], 'none' if i in (0, n - 1) else norm, rngs=rngs) for i in range(n)]
+    )
     # Decoder block j (0 = innermost) maps to encoder level i = n-1-j; its input is the
     # bottleneck (j == 0) or the previous decoder output concatenated with the skip.
-    self.up_convs = nnx.List([
-        UpConv(chans[n - 1] if j == 0 else 2 * chans[n - 1 - j],
-               out_features if j == n - 1 else chans[n - 2 - j],
-               use_bias=use_bias or j == n - 1, impl=conv_impl, dtype=dtype, rngs=rngs)
-        for j in range(n)])
-    self.up_norms = nnx.List([
-        Norm2d(chans[n - 2 - j], norm, rngs=rngs) for j in range(n - 1)])
+    self.up_convs = nnx.List(
+      [
+        UpConv(
+          chans[n - 1] if j == 0 else 2 * chans[n - 1 - j],
+          out_features if j == n - 1 else chans[n - 2 - j],
+          use_bias=use_bias or j == n - 1,
+          impl=conv_impl,
+          dtype=dtype,
+          rngs=rngs,
+        )
+        for j in range(n)
+      ]
+    )
+    self.up_norms = nnx.List([Norm2d(chans[n - 2 - j], norm, rngs=rngs) for j in range(n - 1)])
     self.num_dropout = min(NUM_DROPOUT_BLOCKS, n - 1) if use_dropout else 0
     self.dropout = nnx.Dropout(0.5, deterministic=False)
-    self.era_embed = (nnx.Embed(num_eras, chans[-1], embedding_init=_INIT, rngs=rngs)
-                      if num_eras else None)
+    self.era_embed = (
+      nnx.Embed(num_eras, chans[-1], embedding_init=_INIT, rngs=rngs) if num_eras else None
+    )
 
-  def __call__(self, paintings: jax.Array, eras: jax.Array | None = None, *,
-               dropout_key: jax.Array | None = None) -> jax.Array:
+  def __call__(
+    self,
+    paintings: jax.Array,
+    eras: jax.Array | None = None,
+    *,
+    dropout_key: jax.Array | None = None,
+  ) -> jax.Array:
     """`dropout_key` is required in training mode when dropout is on (see `eval_view`)."""
     x = paintings.astype(self.dtype)
     skips = []
@@ -336,8 +415,11 @@ class UNetGenerator(nnx.Module):
         raise ValueError('this generator is era-conditioned: pass eras')
       x = x + self.era_embed(eras)[:, None, None, :].astype(x.dtype)
     n = len(self.up_convs)
-    keys = (jax.random.split(dropout_key, self.num_dropout)
-            if dropout_key is not None and self.num_dropout else [None] * self.num_dropout)
+    keys = (
+      jax.random.split(dropout_key, self.num_dropout)
+      if dropout_key is not None and self.num_dropout
+      else [None] * self.num_dropout
+    )
     for j, up in enumerate(self.up_convs):
       if j > 0:
         x = jnp.concatenate([x, skips[n - 1 - j]], axis=-1)
@@ -352,34 +434,54 @@ class UNetGenerator(nnx.Module):
 
 def min_patchgan_size(n_layers: int) -> int:
   """Smallest input giving a 1x1 logit map: n stride-2 halvings, then two k4/p1 convs (-1 each)."""
-  return 3 * 2 ** n_layers
+  return 3 * 2**n_layers
 
 
 class PatchDiscriminator(nnx.Module):
   """PatchGAN: (painting || mel) (B,S,S,4) -> logits (B,S',S',1), 70x70 receptive field at n=3."""
 
-  def __init__(self, *, in_features: int = 4, ndf: int = 64, n_layers: int = 3,
-               norm: Norm = 'batch', conv_impl: ConvImpl = 'gemm', dtype=jnp.float32,
-               rngs: nnx.Rngs):
+  def __init__(
+    self,
+    *,
+    in_features: int = 4,
+    ndf: int = 64,
+    n_layers: int = 3,
+    norm: Norm = 'batch',
+    conv_impl: ConvImpl = 'gemm',
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     if n_layers < 1:
       raise ValueError(f'n_layers_D must be >= 1, got {n_layers}')
     use_bias = norm != 'batch'
-    chans = [ndf * min(2 ** i, 8) for i in range(n_layers + 1)]
+    chans = [ndf * min(2**i, 8) for i in range(n_layers + 1)]
     strides = [2] * n_layers + [1]
     self.dtype = dtype
-    self.convs = nnx.List([
-        _conv(in_features if i == 0 else chans[i - 1], chans[i], stride=strides[i],
-              use_bias=(i == 0) or use_bias, impl=conv_impl, dtype=dtype, rngs=rngs)
-        for i in range(n_layers + 1)])
-    self.norms = nnx.List([Norm2d(chans[i], 'none' if i == 0 else norm, rngs=rngs)
-                           for i in range(n_layers + 1)])
-    self.head = _conv(chans[-1], 1, stride=1, use_bias=True, impl=conv_impl, dtype=dtype,
-                      rngs=rngs)
+    self.convs = nnx.List(
+      [
+        _conv(
+          in_features if i == 0 else chans[i - 1],
+          chans[i],
+          stride=strides[i],
+          use_bias=(i == 0) or use_bias,
+          impl=conv_impl,
+          dtype=dtype,
+          rngs=rngs,
+        )
+        for i in range(n_layers + 1)
+      ]
+    )
+    self.norms = nnx.List(
+      [Norm2d(chans[i], 'none' if i == 0 else norm, rngs=rngs) for i in range(n_layers + 1)]
+    )
+    self.head = _conv(chans[-1], 1, stride=1, use_bias=True, impl=conv_impl, dtype=dtype, rngs=rngs)
 
   def __call__(self, paintings: jax.Array, mels: jax.Array) -> jax.Array:
     if min_patchgan_size(len(self.convs) - 1) > paintings.shape[1]:
-      raise ValueError(f'PatchGAN with n_layers={len(self.convs) - 1} needs inputs of at least '
-                       f'{min_patchgan_size(len(self.convs) - 1)} pixels, got {paintings.shape[1]}')
+      raise ValueError(
+        f'PatchGAN with n_layers={len(self.convs) - 1} needs inputs of at least '
+        f'{min_patchgan_size(len(self.convs) - 1)} pixels, got {paintings.shape[1]}'
+      )
     x = jnp.concatenate([paintings.astype(self.dtype), mels.astype(self.dtype)], axis=-1)
     for conv, norm in zip(self.convs, self.norms):
       x = nnx.leaky_relu(norm(conv(x)), 0.2)
@@ -388,23 +490,33 @@ class PatchDiscriminator(nnx.Module):
 
 def eval_view(module: nnx.Module) -> nnx.Module:
   """The same module (shared arrays) with running BN statistics and dropout off."""
-  return nnx.view(module, deterministic=True, use_running_average=True,
-                  raise_if_not_found=False)
+  return nnx.view(module, deterministic=True, use_running_average=True, raise_if_not_found=False)
 
 
 def make_generator(model_config, image_size: int, num_eras: int, dtype, rngs: nnx.Rngs):
   """Generator from the `config.model` fields."""
-  return UNetGenerator(image_size, ngf=model_config.ngf, norm=model_config.norm,
-                       use_dropout=model_config.use_dropout,
-                       num_eras=num_eras if model_config.era_conditioning else 0,
-                       conv_impl=model_config.conv_impl, dtype=dtype, rngs=rngs)
+  return UNetGenerator(
+    image_size,
+    ngf=model_config.ngf,
+    norm=model_config.norm,
+    use_dropout=model_config.use_dropout,
+    num_eras=num_eras if model_config.era_conditioning else 0,
+    conv_impl=model_config.conv_impl,
+    dtype=dtype,
+    rngs=rngs,
+  )
 
 
 def make_discriminator(model_config, dtype, rngs: nnx.Rngs):
   """Discriminator from the `config.model` fields."""
-  return PatchDiscriminator(ndf=model_config.ndf, n_layers=model_config.n_layers_D,
-                            norm=model_config.norm, conv_impl=model_config.conv_impl,
-                            dtype=dtype, rngs=rngs)
+  return PatchDiscriminator(
+    ndf=model_config.ndf,
+    n_layers=model_config.n_layers_D,
+    norm=model_config.norm,
+    conv_impl=model_config.conv_impl,
+    dtype=dtype,
+    rngs=rngs,
+  )
 
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
@@ -416,18 +528,19 @@ def split_variables(module: nnx.Module) -> tuple[nnx.GraphDef, dict[str, Any]]:
   return graphdef, {'params': params.to_pure_dict(), 'batch_stats': stats.to_pure_dict()}
 
 
-def generator_from_config(config, num_eras: int, rngs: nnx.Rngs) -> 'UNetGenerator':
+def generator_from_config(config, num_eras: int, rngs: nnx.Rngs) -> UNetGenerator:
   """The generator a training config describes (`config.model`, image_size, dtype)."""
   return make_generator(config.model, config.image_size, num_eras, DTYPES[config.dtype], rngs)
 
 
-def discriminator_from_config(config, rngs: nnx.Rngs) -> 'PatchDiscriminator':
+def discriminator_from_config(config, rngs: nnx.Rngs) -> PatchDiscriminator:
   """The discriminator a training config describes."""
   return make_discriminator(config.model, DTYPES[config.dtype], rngs)
 
 
 def abstract_generator(config, num_eras: int) -> tuple[nnx.GraphDef, dict[str, Any]]:
   """Graph and ShapeDtypeStruct variables of the generator, with no arrays allocated."""
-  module = nnx.eval_shape(lambda: generator_from_config(config, num_eras,
-                                                        nnx.Rngs(params=jax.random.key(0))))
+  module = nnx.eval_shape(
+    lambda: generator_from_config(config, num_eras, nnx.Rngs(params=jax.random.key(0)))
+  )
   return split_variables(module)

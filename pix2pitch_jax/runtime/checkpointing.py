@@ -47,15 +47,22 @@ def checkpoint_dir(workdir: str | os.PathLike) -> epath.Path:
 class Checkpointer:
   """Save/restore of a training state (a dict of items, each a pytree) + the data iterator."""
 
-  def __init__(self, workdir: str | os.PathLike, *, save_every_steps: int = 1000, keep: int = 3,
-               read_only: bool = False):
+  def __init__(
+    self,
+    workdir: str | os.PathLike,
+    *,
+    save_every_steps: int = 1000,
+    keep: int = 3,
+    read_only: bool = False,
+  ):
     options = ocp.CheckpointManagerOptions(
-        save_interval_steps=0 if read_only else max(1, save_every_steps),
-        preservation_policy=checkpoint_managers.LatestN(n=max(1, keep)),
-        enable_async_checkpointing=True,
-        cleanup_tmp_directories=not read_only,  # half-written saves of a killed run
-        read_only=read_only,
-        create=not read_only)
+      save_interval_steps=0 if read_only else max(1, save_every_steps),
+      preservation_policy=checkpoint_managers.LatestN(n=max(1, keep)),
+      enable_async_checkpointing=True,
+      cleanup_tmp_directories=not read_only,  # half-written saves of a killed run
+      read_only=read_only,
+      create=not read_only,
+    )
     self.directory = checkpoint_dir(workdir)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -65,16 +72,18 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, step: int, state: dict[str, Any], data_iterator: Any = None, *,
-           force: bool = False) -> bool:
+  def save(
+    self, step: int, state: dict[str, Any], data_iterator: Any = None, *, force: bool = False
+  ) -> bool:
     """Start an async save if `step` is due (or `force`); returns whether it saves."""
     args = {name: ocp.args.StandardSave(value) for name, value in state.items()}
     if data_iterator is not None:
       args[ITERATOR_ITEM] = grain.checkpoint.CheckpointSave(data_iterator)
     return self._manager.save(step, args=ocp.args.Composite(**args), force=force)
 
-  def restore(self, abstract_state: dict[str, Any], data_iterator: Any = None, *,
-              step: int | None = None) -> tuple[int, dict[str, Any]] | None:
+  def restore(
+    self, abstract_state: dict[str, Any], data_iterator: Any = None, *, step: int | None = None
+  ) -> tuple[int, dict[str, Any]] | None:
     """Restore `step` (default: the newest restorable) into `abstract_state`'s shardings.
 
     `abstract_state` holds jax.ShapeDtypeStructs (with shardings) for a subset of the items;
@@ -87,15 +96,22 @@ class Checkpointer:
     for candidate in steps:
       try:
         return candidate, self._restore_step(candidate, abstract_state, data_iterator)
-      except Exception as e:  # noqa: BLE001 -- any failure means "try the previous one"
-        logging.error('Checkpoint %d in %s failed to restore (%s: %s)%s', candidate,
-                      self.directory, type(e).__name__, str(e).splitlines()[0] if str(e) else '',
-                      '; trying the previous one' if candidate != steps[-1] else '')
+      except Exception as e:
+        logging.error(
+          'Checkpoint %d in %s failed to restore (%s: %s)%s',
+          candidate,
+          self.directory,
+          type(e).__name__,
+          str(e).splitlines()[0] if str(e) else '',
+          '; trying the previous one' if candidate != steps[-1] else '',
+        )
     raise NoRestorableCheckpointError(
-        f'none of the checkpoints {steps} in {self.directory} could be restored (see log)')
+      f'none of the checkpoints {steps} in {self.directory} could be restored (see log)'
+    )
 
-  def _restore_step(self, step: int, abstract_state: dict[str, Any],
-                    data_iterator: Any) -> dict[str, Any]:
+  def _restore_step(
+    self, step: int, abstract_state: dict[str, Any], data_iterator: Any
+  ) -> dict[str, Any]:
     args = {name: ocp.args.StandardRestore(abstract_state[name]) for name in abstract_state}
     if data_iterator is not None:
       args[ITERATOR_ITEM] = grain.checkpoint.CheckpointRestore(data_iterator)
@@ -126,7 +142,7 @@ class StopSignal:
     self._signals = signals
     self._previous: dict[int, Any] = {}
 
-  def __enter__(self) -> 'StopSignal':
+  def __enter__(self) -> StopSignal:
     if threading.current_thread() is threading.main_thread():
       for sig in self._signals:
         self._previous[sig] = signal.signal(sig, self._handle)
@@ -138,8 +154,10 @@ class StopSignal:
 
   def _handle(self, signum, frame) -> None:
     del frame
-    logging.warning('Received %s: saving a checkpoint and stopping (send it again to stop at '
-                    'once).', signal.Signals(signum).name)
+    logging.warning(
+      'Received %s: saving a checkpoint and stopping (send it again to stop at once).',
+      signal.Signals(signum).name,
+    )
     self.received = signum
     # A second Ctrl-C / SIGTERM gets the previous behaviour (KeyboardInterrupt, termination).
     signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))

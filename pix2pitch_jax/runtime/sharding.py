@@ -9,12 +9,14 @@ Everything runs under `jax.jit` with `NamedSharding`s; there is no pmap.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import numpy as np
 from absl import logging
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from pix2pitch_jax.data import batching
 
@@ -36,16 +38,21 @@ def maybe_initialize_distributed() -> None:
       num_processes = int(os.environ['JAX_NUM_PROCESSES'])
       process_id = int(os.environ['JAX_PROCESS_ID'])
     except (KeyError, ValueError) as e:
-      raise ValueError('JAX_COORDINATOR_ADDRESS is set: also set JAX_NUM_PROCESSES and '
-                       'JAX_PROCESS_ID to integers') from e
+      raise ValueError(
+        'JAX_COORDINATOR_ADDRESS is set: also set JAX_NUM_PROCESSES and JAX_PROCESS_ID to integers'
+      ) from e
     jax.distributed.initialize(address, num_processes, process_id)
   elif os.environ.get('PIX2PITCH_DISTRIBUTED', '') == '1':
     jax.distributed.initialize()
   else:
     return
-  logging.info('jax.distributed: process %d of %d, %d local / %d global devices',
-               jax.process_index(), jax.process_count(), jax.local_device_count(),
-               jax.device_count())
+  logging.info(
+    'jax.distributed: process %d of %d, %d local / %d global devices',
+    jax.process_index(),
+    jax.process_count(),
+    jax.local_device_count(),
+    jax.device_count(),
+  )
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:
@@ -59,8 +66,7 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
     devices = devices[:num_devices]
   # Classic (Auto) axis types: shardings propagate through jit as with pjit; jax.make_mesh
   # would default to Explicit axes.
-  return Mesh(np.asarray(devices), (DATA_AXIS,),
-              axis_types=(jax.sharding.AxisType.Auto,))
+  return Mesh(np.asarray(devices), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def data_sharding(mesh: Mesh) -> NamedSharding:
@@ -98,8 +104,10 @@ def check_global_batch(global_batch_size: int, mesh: Mesh) -> None:
   """One clear error when the global batch cannot be split over devices and hosts."""
   n, hosts = mesh.size, jax.process_count()
   if global_batch_size % n or global_batch_size % hosts:
-    raise ValueError(f'batch_size={global_batch_size} must be divisible by the number of devices '
-                     f'({n}) and processes ({hosts})')
+    raise ValueError(
+      f'batch_size={global_batch_size} must be divisible by the number of devices '
+      f'({n}) and processes ({hosts})'
+    )
 
 
 def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
@@ -109,12 +117,19 @@ def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Ar
   device_put with the data sharding.
   """
   sharding = data_sharding(mesh)
-  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-          for k, v in batch.items()}
+  return {
+    k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()
+  }
 
 
-def map_in_batches(fn: Callable[..., Any], arrays: Mapping[str, np.ndarray], *, batch_size: int,
-                   mesh: Mesh | None = None, progress: str | None = None) -> Any:
+def map_in_batches(
+  fn: Callable[..., Any],
+  arrays: Mapping[str, np.ndarray],
+  *,
+  batch_size: int,
+  mesh: Mesh | None = None,
+  progress: str | None = None,
+) -> Any:
   """`fn(**batch)` over the leading axis of `arrays` in fixed-size batches, results concatenated.
 
   Every batch has one size (`data.batching`: the last padded, the padding dropped from the
@@ -130,6 +145,7 @@ def map_in_batches(fn: Callable[..., Any], arrays: Mapping[str, np.ndarray], *, 
   batches = batching.padded_batches(arrays, batch_size)
   if progress:
     from tqdm import tqdm
+
     batches = tqdm(batches, desc=progress, unit='batch', total=-(-n // batch_size), leave=False)
   outputs = []
   for batch in batches:

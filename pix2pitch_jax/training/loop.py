@@ -57,11 +57,19 @@ class Task(Protocol):
 
   def train_iterator(self) -> Iterator[dict[str, Any]]: ...
 
-  def evaluate(self, state: State, *, mesh: jax.sharding.Mesh, state_shardings: Any,
-               log: summaries.TrainingSummaries, step: int) -> dict[str, float]: ...
+  def evaluate(
+    self,
+    state: State,
+    *,
+    mesh: jax.sharding.Mesh,
+    state_shardings: Any,
+    log: summaries.TrainingSummaries,
+    step: int,
+  ) -> dict[str, float]: ...
 
 
 # ----------------------------------------------------------------------------- configuration
+
 
 def require(ok: bool, message: str) -> None:
   """A ConfigError ('Bad config: ...', one line at the command line) unless `ok`."""
@@ -90,29 +98,46 @@ def validate_common(config: ml_collections.ConfigDict) -> records.DatasetMeta:
   c = config
   require(bool(c.data_dir), 'data_dir is required (--config.data_dir=...)')
   require(workdir_lib.as_path(c.data_dir).is_dir(), f'data_dir {c.data_dir!r} is not a directory')
-  require(c.image_size >= 8 and c.image_size & (c.image_size - 1) == 0,
-          f'image_size must be a power of two >= 8, got {c.image_size}')
-  for name in ('batch_size', 'num_train_steps', 'checkpoint_every_steps', 'keep_checkpoints',
-               'log_every_steps', 'num_images'):
+  require(
+    c.image_size >= 8 and c.image_size & (c.image_size - 1) == 0,
+    f'image_size must be a power of two >= 8, got {c.image_size}',
+  )
+  for name in (
+    'batch_size',
+    'num_train_steps',
+    'checkpoint_every_steps',
+    'keep_checkpoints',
+    'log_every_steps',
+    'num_images',
+  ):
     require(c[name] >= 1, f'{name} must be >= 1, got {c[name]}')
   for name in ('eval_every_steps', 'eval_max_examples', 'num_devices'):
     require(c[name] >= 0, f'{name} must be >= 0, got {c[name]}')
-  require(c.num_devices <= jax.device_count(),
-          f'num_devices={c.num_devices} but only {jax.device_count()} devices exist')
-  require(c.input.workers >= 0 and c.input.shuffle_buffer >= 0,
-          'input.workers and input.shuffle_buffer must be >= 0')
+  require(
+    c.num_devices <= jax.device_count(),
+    f'num_devices={c.num_devices} but only {jax.device_count()} devices exist',
+  )
+  require(
+    c.input.workers >= 0 and c.input.shuffle_buffer >= 0,
+    'input.workers and input.shuffle_buffer must be >= 0',
+  )
   num_devices = mesh_size(c)
-  require(c.batch_size % num_devices == 0 and c.batch_size % jax.process_count() == 0,
-          f'batch_size={c.batch_size} must be divisible by the {num_devices} devices and '
-          f'{jax.process_count()} processes')
+  require(
+    c.batch_size % num_devices == 0 and c.batch_size % jax.process_count() == 0,
+    f'batch_size={c.batch_size} must be divisible by the {num_devices} devices and '
+    f'{jax.process_count()} processes',
+  )
   meta = records.read_meta(c.data_dir)
-  require(meta.image_size == c.image_size,
-          f'image_size={c.image_size} but the dataset in {c.data_dir} has '
-          f'{meta.image_size}x{meta.image_size} mels (set --config.image_size={meta.image_size})')
+  require(
+    meta.image_size == c.image_size,
+    f'image_size={c.image_size} but the dataset in {c.data_dir} has '
+    f'{meta.image_size}x{meta.image_size} mels (set --config.image_size={meta.image_size})',
+  )
   return meta
 
 
 # ----------------------------------------------------------------------------- state
+
 
 def create_state(task: Task, mesh) -> tuple[State, Any]:
   """Initialise straight into the target shardings (no host copy of the full state)."""
@@ -125,23 +150,29 @@ def abstract_state(task: Task, mesh) -> tuple[State, Any]:
   """ShapeDtypeStructs with shardings: the restore target for checkpoints."""
   abstract = jax.eval_shape(task.init_state)
   shardings = sharding.state_shardings(abstract, mesh, task.config.fsdp)
-  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                      abstract, shardings), shardings
+  return jax.tree.map(
+    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
+  ), shardings
 
 
 def jit_train_step(task: Task, mesh, state_shardings):
   """`task.train_step` jitted with explicit shardings and the state donated."""
   data, repl = sharding.data_sharding(mesh), sharding.replicated(mesh)
-  return jax.jit(task.train_step, in_shardings=(state_shardings, data),
-                 out_shardings=(state_shardings, repl), donate_argnums=0)
+  return jax.jit(
+    task.train_step,
+    in_shardings=(state_shardings, data),
+    out_shardings=(state_shardings, repl),
+    donate_argnums=0,
+  )
 
 
 def _restore_or_init(task: Task, mesh, *, ckpt, data_iter) -> tuple[State, Any]:
   target, shardings = abstract_state(task, mesh)
   restored = ckpt.restore(target, data_iter)
   if restored is None:
-    logging.info('No checkpoint in %s: initialising from seed %d.', ckpt.directory,
-                 task.config.seed)
+    logging.info(
+      'No checkpoint in %s: initialising from seed %d.', ckpt.directory, task.config.seed
+    )
     return create_state(task, mesh)
   step, state = restored
   logging.info('Resumed from checkpoint step %d in %s.', step, ckpt.directory)
@@ -150,12 +181,14 @@ def _restore_or_init(task: Task, mesh, *, ckpt, data_iter) -> tuple[State, Any]:
 
 # ----------------------------------------------------------------------------- observability
 
+
 def check_finite(step: int, metrics: dict[str, float], last_checkpoint: int | None) -> None:
   bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
   if bad:
     raise FloatingPointError(
-        f'non-finite training metrics at step {step}: {bad}; stopping. The last good checkpoint '
-        f'(step {last_checkpoint}) is intact.')
+      f'non-finite training metrics at step {step}: {bad}; stopping. The last good checkpoint '
+      f'(step {last_checkpoint}) is intact.'
+    )
 
 
 class Throughput:
@@ -195,19 +228,30 @@ def format_eta(remaining_steps: int, rate: float) -> str:
   return str(datetime.timedelta(seconds=int(seconds)))
 
 
-def progress_line(*, step: int, total: int, rate: float, batch_size: int,
-                  metrics: dict[str, float], keys: tuple[str, ...]) -> str:
+def progress_line(
+  *,
+  step: int,
+  total: int,
+  rate: float,
+  batch_size: int,
+  metrics: dict[str, float],
+  keys: tuple[str, ...],
+) -> str:
   shown = '  '.join(f'{k} {metrics[k]:.4g}' for k in keys if k in metrics)
-  return (f'step {step}/{total}  {rate:.2f} steps/s  {rate * batch_size:.1f} examples/s  '
-          f'ETA {format_eta(total - step, rate)}  {shown}')
+  return (
+    f'step {step}/{total}  {rate:.2f} steps/s  {rate * batch_size:.1f} examples/s  '
+    f'ETA {format_eta(total - step, rate)}  {shown}'
+  )
 
 
 # ----------------------------------------------------------------------------- the loop
 
+
 def _write_config(config, workdir: str) -> None:
   if jax.process_index() == 0:
     workdir_lib.Workdir(workdir).config_json.write_text(
-        config.to_json_best_effort(indent=2, sort_keys=True))
+      config.to_json_best_effort(indent=2, sort_keys=True)
+    )
 
 
 def train(task: Task, workdir: str) -> dict[str, Any]:
@@ -221,19 +265,35 @@ def train(task: Task, workdir: str) -> dict[str, Any]:
   _write_config(config, workdir)
   mesh = sharding.make_mesh(mesh_size(config))
   if mesh.size < jax.device_count():
-    logging.warning('Training on %d of %d devices (batch_size=%d, num_devices=%d).', mesh.size,
-                    jax.device_count(), config.batch_size, config.num_devices)
+    logging.warning(
+      'Training on %d of %d devices (batch_size=%d, num_devices=%d).',
+      mesh.size,
+      jax.device_count(),
+      config.batch_size,
+      config.num_devices,
+    )
   data_iter = task.train_iterator()
-  ckpt = checkpointing.Checkpointer(workdir, save_every_steps=config.checkpoint_every_steps,
-                                    keep=config.keep_checkpoints)
-  log = summaries.TrainingSummaries(workdir, enabled=jax.process_index() == 0,
-                                    mel_params=task.meta.mel_params)
+  ckpt = checkpointing.Checkpointer(
+    workdir, save_every_steps=config.checkpoint_every_steps, keep=config.keep_checkpoints
+  )
+  log = summaries.TrainingSummaries(
+    workdir, enabled=jax.process_index() == 0, mel_params=task.meta.mel_params
+  )
   try:
     state, shardings = _restore_or_init(task, mesh, ckpt=ckpt, data_iter=data_iter)
     train_fn = jit_train_step(task, mesh, shardings)
     with checkpointing.StopSignal() as stop:
-      summary = _train_loop(task, state, data_iter=data_iter, train_fn=train_fn, mesh=mesh,
-                            shardings=shardings, ckpt=ckpt, log=log, stop=stop)
+      summary = _train_loop(
+        task,
+        state,
+        data_iter=data_iter,
+        train_fn=train_fn,
+        mesh=mesh,
+        shardings=shardings,
+        ckpt=ckpt,
+        log=log,
+        stop=stop,
+      )
   finally:
     ckpt.close()
     log.close()
@@ -242,8 +302,9 @@ def train(task: Task, workdir: str) -> dict[str, Any]:
   return summary
 
 
-def _train_loop(task: Task, state, *, data_iter, train_fn, mesh, shardings, ckpt, log,
-                stop) -> dict:
+def _train_loop(
+  task: Task, state, *, data_iter, train_fn, mesh, shardings, ckpt, log, stop
+) -> dict:
   config = task.config
   start = int(jax.device_get(state['progress']['step']))
   summary: dict[str, Any] = {'resumed_from': start or None, 'preempted': False, 'step': start}
@@ -265,8 +326,7 @@ def _train_loop(task: Task, state, *, data_iter, train_fn, mesh, shardings, ckpt
       summary.update(host)
     timer.pause()
     if final or (config.eval_every_steps and step % config.eval_every_steps == 0):
-      summary.update(task.evaluate(state, mesh=mesh, state_shardings=shardings, log=log,
-                                   step=step))
+      summary.update(task.evaluate(state, mesh=mesh, state_shardings=shardings, log=log, step=step))
     if save and ckpt.save(step, state, data_iter, force=final or preempt):
       last_saved = step
     timer.resume()
@@ -279,10 +339,19 @@ def _train_loop(task: Task, state, *, data_iter, train_fn, mesh, shardings, ckpt
   return summary
 
 
-def _log_metrics(task: Task, log: summaries.TrainingSummaries, step: int, rate: float,
-                 host: dict) -> None:
+def _log_metrics(
+  task: Task, log: summaries.TrainingSummaries, step: int, rate: float, host: dict
+) -> None:
   config = task.config
   log.scalars(step, {**host, 'steps_per_s': rate, 'examples_per_s': rate * config.batch_size})
-  logging.info('%s', progress_line(step=step, total=config.num_train_steps, rate=rate,
-                                   batch_size=config.batch_size, metrics=host,
-                                   keys=task.progress_keys))
+  logging.info(
+    '%s',
+    progress_line(
+      step=step,
+      total=config.num_train_steps,
+      rate=rate,
+      batch_size=config.batch_size,
+      metrics=host,
+      keys=task.progress_keys,
+    ),
+  )

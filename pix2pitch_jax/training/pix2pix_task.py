@@ -41,25 +41,34 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   """pix2pix's own config checks (the shared ones are `loop.validate_common`)."""
   c, m, o = config, config.model, config.optimizer
   require = loop.require
-  require(c.dtype in pix2pix.DTYPES,
-          f'dtype must be one of {sorted(pix2pix.DTYPES)}, got {c.dtype!r}')
+  require(
+    c.dtype in pix2pix.DTYPES, f'dtype must be one of {sorted(pix2pix.DTYPES)}, got {c.dtype!r}'
+  )
   require(m.norm in pix2pix.NORMS, f'model.norm must be one of {pix2pix.NORMS}, got {m.norm!r}')
-  require(m.gan_mode in GAN_MODES, f'model.gan_mode must be one of {GAN_MODES}, got '
-          f'{m.gan_mode!r}')
-  require(m.conv_impl in pix2pix.CONV_IMPLS, f'model.conv_impl must be one of '
-          f'{pix2pix.CONV_IMPLS}, got {m.conv_impl!r}')
-  require(m.ngf >= 1 and m.ndf >= 1 and m.n_layers_D >= 1,
-          'model.ngf, model.ndf and model.n_layers_D must be >= 1')
-  require(pix2pix.min_patchgan_size(m.n_layers_D) <= c.image_size,
-          f'model.n_layers_D={m.n_layers_D} is too deep for image_size={c.image_size}')
+  require(m.gan_mode in GAN_MODES, f'model.gan_mode must be one of {GAN_MODES}, got {m.gan_mode!r}')
+  require(
+    m.conv_impl in pix2pix.CONV_IMPLS,
+    f'model.conv_impl must be one of {pix2pix.CONV_IMPLS}, got {m.conv_impl!r}',
+  )
+  require(
+    m.ngf >= 1 and m.ndf >= 1 and m.n_layers_D >= 1,
+    'model.ngf, model.ndf and model.n_layers_D must be >= 1',
+  )
+  require(
+    pix2pix.min_patchgan_size(m.n_layers_D) <= c.image_size,
+    f'model.n_layers_D={m.n_layers_D} is too deep for image_size={c.image_size}',
+  )
   require(m.lambda_L1 >= 0, f'model.lambda_L1 must be >= 0, got {m.lambda_L1}')
   require(o.lr > 0 and 0 <= o.b1 < 1 and 0 <= o.b2 < 1, 'optimizer: need lr > 0, 0 <= b1, b2 < 1')
-  require(0 <= o.decay_start_step <= c.num_train_steps,
-          f'optimizer.decay_start_step must be in [0, num_train_steps={c.num_train_steps}], '
-          f'got {o.decay_start_step}')
+  require(
+    0 <= o.decay_start_step <= c.num_train_steps,
+    f'optimizer.decay_start_step must be in [0, num_train_steps={c.num_train_steps}], '
+    f'got {o.decay_start_step}',
+  )
 
 
 # ----------------------------------------------------------------------------- model and state
+
 
 @dataclasses.dataclass(frozen=True)
 class Networks:
@@ -77,8 +86,9 @@ def lr_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
   o = config.optimizer
   decay_steps = max(1, config.num_train_steps - o.decay_start_step)
   return optax.join_schedules(
-      [optax.constant_schedule(o.lr), optax.linear_schedule(o.lr, 0.0, decay_steps)],
-      [o.decay_start_step])
+    [optax.constant_schedule(o.lr), optax.linear_schedule(o.lr, 0.0, decay_steps)],
+    [o.decay_start_step],
+  )
 
 
 def _build_modules(config, meta: records.DatasetMeta, key: jax.Array):
@@ -89,11 +99,16 @@ def _build_modules(config, meta: records.DatasetMeta, key: jax.Array):
 
 
 def make_networks(config, meta: records.DatasetMeta) -> Networks:
-  generator, discriminator = nnx.eval_shape(
-      lambda: _build_modules(config, meta, jax.random.key(0)))
+  generator, discriminator = nnx.eval_shape(lambda: _build_modules(config, meta, jax.random.key(0)))
   schedule = lr_schedule(config)
   tx = optax.adam(schedule, b1=config.optimizer.b1, b2=config.optimizer.b2)
-  return Networks(pix2pix.split_variables(generator)[0], pix2pix.split_variables(discriminator)[0], tx, tx, schedule)
+  return Networks(
+    pix2pix.split_variables(generator)[0],
+    pix2pix.split_variables(discriminator)[0],
+    tx,
+    tx,
+    schedule,
+  )
 
 
 def init_state(config, meta: records.DatasetMeta, nets: Networks) -> State:
@@ -103,11 +118,13 @@ def init_state(config, meta: records.DatasetMeta, nets: Networks) -> State:
   generator, discriminator = _build_modules(config, meta, init_key)
   g, d = pix2pix.split_variables(generator)[1], pix2pix.split_variables(discriminator)[1]
   return {
-      'generator': g,
-      'discriminator': d,
-      'opt_state': {'generator': nets.g_tx.init(g['params']),
-                    'discriminator': nets.d_tx.init(d['params'])},
-      'progress': {'step': jnp.zeros((), jnp.int32), 'rng': jax.random.key_data(run_key)},
+    'generator': g,
+    'discriminator': d,
+    'opt_state': {
+      'generator': nets.g_tx.init(g['params']),
+      'discriminator': nets.d_tx.init(d['params']),
+    },
+    'progress': {'step': jnp.zeros((), jnp.int32), 'rng': jax.random.key_data(run_key)},
   }
 
 
@@ -131,8 +148,9 @@ def _apply(graphdef, variables, *args, **kwargs):
   return out, nnx.state(module, nnx.BatchStat).to_pure_dict()
 
 
-def train_step(nets: Networks, model_config, state: State,
-               batch: dict[str, jax.Array]) -> tuple[State, dict[str, jax.Array]]:
+def train_step(
+  nets: Networks, model_config, state: State, batch: dict[str, jax.Array]
+) -> tuple[State, dict[str, jax.Array]]:
   """One pix2pix iteration: G forward, D update on the detached fake, G update vs the new D."""
   g, d, opt = state['generator'], state['discriminator'], state['opt_state']
   step = state['progress']['step']
@@ -141,19 +159,29 @@ def train_step(nets: Networks, model_config, state: State,
   gan_mode, lam = model_config.gan_mode, model_config.lambda_L1
 
   def generate(g_params):
-    return _apply(nets.generator, {'params': g_params, 'batch_stats': g['batch_stats']},
-                  painting, era, dropout_key=dropout_key)
+    return _apply(
+      nets.generator,
+      {'params': g_params, 'batch_stats': g['batch_stats']},
+      painting,
+      era,
+      dropout_key=dropout_key,
+    )
 
   fake, g_vjp, g_stats = jax.vjp(generate, g['params'], has_aux=True)
 
   def d_loss_fn(d_params):
     d_vars = {'params': d_params, 'batch_stats': d['batch_stats']}
-    fake_logits, d_vars['batch_stats'] = _apply(nets.discriminator, d_vars, painting,
-                                                jax.lax.stop_gradient(fake))
+    fake_logits, d_vars['batch_stats'] = _apply(
+      nets.discriminator, d_vars, painting, jax.lax.stop_gradient(fake)
+    )
     real_logits, d_stats = _apply(nets.discriminator, d_vars, painting, mel)
     d_fake, d_real = gan_loss(fake_logits, False, gan_mode), gan_loss(real_logits, True, gan_mode)
-    aux = {'D_fake': d_fake, 'D_real': d_real, 'D_real_mean': _d_score(real_logits, gan_mode),
-           'D_fake_mean': _d_score(fake_logits, gan_mode)}
+    aux = {
+      'D_fake': d_fake,
+      'D_real': d_real,
+      'D_real_mean': _d_score(real_logits, gan_mode),
+      'D_fake_mean': _d_score(fake_logits, gan_mode),
+    }
     return 0.5 * (d_fake + d_real), (d_stats, aux)
 
   (d_loss, (d_stats, d_aux)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d['params'])
@@ -161,8 +189,9 @@ def train_step(nets: Networks, model_config, state: State,
   d_params = optax.apply_updates(d['params'], d_updates)
 
   def g_loss_fn(fake):
-    logits, d_stats_g = _apply(nets.discriminator, {'params': d_params, 'batch_stats': d_stats},
-                               painting, fake)
+    logits, d_stats_g = _apply(
+      nets.discriminator, {'params': d_params, 'batch_stats': d_stats}, painting, fake
+    )
     g_gan, g_l1 = gan_loss(logits, True, gan_mode), jnp.abs(fake - mel).mean()
     return g_gan + lam * g_l1, (d_stats_g, {'G_GAN': g_gan, 'G_L1': g_l1})
 
@@ -170,14 +199,20 @@ def train_step(nets: Networks, model_config, state: State,
   (g_grads,) = g_vjp(dfake)
   g_updates, g_opt = nets.g_tx.update(g_grads, opt['generator'], g['params'])
   new_state = {
-      'generator': {'params': optax.apply_updates(g['params'], g_updates), 'batch_stats': g_stats},
-      'discriminator': {'params': d_params, 'batch_stats': d_stats},
-      'opt_state': {'generator': g_opt, 'discriminator': d_opt},
-      'progress': {'step': step + 1, 'rng': state['progress']['rng']},
+    'generator': {'params': optax.apply_updates(g['params'], g_updates), 'batch_stats': g_stats},
+    'discriminator': {'params': d_params, 'batch_stats': d_stats},
+    'opt_state': {'generator': g_opt, 'discriminator': d_opt},
+    'progress': {'step': step + 1, 'rng': state['progress']['rng']},
   }
-  metrics = {'G_loss': g_loss, 'D_loss': d_loss, **g_aux, **d_aux,
-             'G_grad_norm': optax.global_norm(g_grads), 'D_grad_norm': optax.global_norm(d_grads),
-             'lr': nets.lr_schedule(step)}
+  metrics = {
+    'G_loss': g_loss,
+    'D_loss': d_loss,
+    **g_aux,
+    **d_aux,
+    'G_grad_norm': optax.global_norm(g_grads),
+    'D_grad_norm': optax.global_norm(d_grads),
+    'lr': nets.lr_schedule(step),
+  }
   return new_state, metrics
 
 
@@ -194,19 +229,26 @@ def validation_l1(eval_fn, state: State, config, mesh) -> tuple[float, dict[str,
   """Validation L1 (running-average BN, no dropout) and a few examples for TensorBoard."""
   total = count = 0.0
   shown: dict[str, np.ndarray] = {}
-  for batch in input_pipeline.eval_batches(config.data_dir, 'validation',
-                                           global_batch_size=config.batch_size,
-                                           max_examples=config.eval_max_examples):
+  for batch in input_pipeline.eval_batches(
+    config.data_dir,
+    'validation',
+    global_batch_size=config.batch_size,
+    max_examples=config.eval_max_examples,
+  ):
     out, fake = eval_fn(state, sharding.shard_batch(batch, mesh))
     total, count = total + float(out['l1_sum']), count + float(out['count'])
     if not shown and jax.process_count() == 1:
       n = config.num_images
-      shown = {'painting': batch['painting'][:n], 'target_mel': batch['mel'][:n],
-               'generated_mel': np.asarray(fake)[:n]}
+      shown = {
+        'painting': batch['painting'][:n],
+        'target_mel': batch['mel'][:n],
+        'generated_mel': np.asarray(fake)[:n],
+      }
   return total / max(count, 1.0), shown
 
 
 # ----------------------------------------------------------------------------- the family
+
 
 class Pix2PixTask:
   """pix2pix for `loop.train`: networks, state, step, validation L1 and TensorBoard examples."""
@@ -227,21 +269,37 @@ class Pix2PixTask:
 
   def train_iterator(self) -> Iterator[dict[str, Any]]:
     c = self.config
-    return iter(input_pipeline.train_dataset(
-        c.data_dir, global_batch_size=c.batch_size, seed=c.seed, jitter=c.input.jitter,
-        flip=c.input.flip, shuffle_buffer=c.input.shuffle_buffer, workers=c.input.workers))
+    return iter(
+      input_pipeline.train_dataset(
+        c.data_dir,
+        global_batch_size=c.batch_size,
+        seed=c.seed,
+        jitter=c.input.jitter,
+        flip=c.input.flip,
+        shuffle_buffer=c.input.shuffle_buffer,
+        workers=c.input.workers,
+      )
+    )
 
-  def evaluate(self, state: State, *, mesh, state_shardings, log: summaries.TrainingSummaries,
-               step: int) -> dict[str, float]:
+  def evaluate(
+    self, state: State, *, mesh, state_shardings, log: summaries.TrainingSummaries, step: int
+  ) -> dict[str, float]:
     """Validation L1 (running BN statistics, no dropout) and a few examples for TensorBoard."""
     if self._eval_fn is None:
       data, repl = sharding.data_sharding(mesh), sharding.replicated(mesh)
-      self._eval_fn = jax.jit(functools.partial(eval_step, self.nets),
-                              in_shardings=(state_shardings, data), out_shardings=(repl, data))
+      self._eval_fn = jax.jit(
+        functools.partial(eval_step, self.nets),
+        in_shardings=(state_shardings, data),
+        out_shardings=(repl, data),
+      )
     val_l1, images = validation_l1(self._eval_fn, state, self.config, mesh)
     log.scalars(step, {'val_L1': val_l1})
     if images:
-      log.examples(step, paintings=images['painting'], target_mels=images['target_mel'],
-                   generated_mels=images['generated_mel'])
+      log.examples(
+        step,
+        paintings=images['painting'],
+        target_mels=images['target_mel'],
+        generated_mels=images['generated_mel'],
+      )
     logging.info('step %d: validation L1 %.4f', step, val_l1)
     return {'val_L1': val_l1}

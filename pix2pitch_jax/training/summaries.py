@@ -20,13 +20,13 @@ import glob
 import json
 import os
 import struct
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import numpy as np
 
-from pix2pitch_jax.audio import inverse
-from pix2pitch_jax.audio import spectrogram
+from pix2pitch_jax.audio import inverse, spectrogram
 from pix2pitch_jax.core import workdir as workdir_lib
 
 GRIFFIN_LIM_ITERS = 32
@@ -41,13 +41,19 @@ class TrainingSummaries:
   writes images only.
   """
 
-  def __init__(self, workdir: str, *, enabled: bool,
-               mel_params: spectrogram.MelParams | None = None,
-               griffin_lim_iters: int = GRIFFIN_LIM_ITERS):
+  def __init__(
+    self,
+    workdir: str,
+    *,
+    enabled: bool,
+    mel_params: spectrogram.MelParams | None = None,
+    griffin_lim_iters: int = GRIFFIN_LIM_ITERS,
+  ):
     self._writer = self._jsonl = None
     self._mel_params, self._griffin_lim_iters = mel_params, griffin_lim_iters
     if enabled:
       from tensorboardX import SummaryWriter
+
       paths = workdir_lib.Workdir(workdir)
       self._writer = SummaryWriter(str(paths.tensorboard))
       self._jsonl = paths.metrics_jsonl.open('a')
@@ -81,24 +87,38 @@ class TrainingSummaries:
       return
     for name, batch in clips.items():
       for i, clip in enumerate(np.asarray(batch, np.float32)):
-        self._writer.add_audio(f'{name}/{i}', np.clip(clip, -1.0, 1.0), step,
-                               sample_rate=sample_rate)
+        self._writer.add_audio(
+          f'{name}/{i}', np.clip(clip, -1.0, 1.0), step, sample_rate=sample_rate
+        )
     self._writer.flush()
 
-  def examples(self, step: int, *, paintings: np.ndarray, target_mels: np.ndarray,
-               generated_mels: np.ndarray) -> None:
+  def examples(
+    self, step: int, *, paintings: np.ndarray, target_mels: np.ndarray, generated_mels: np.ndarray
+  ) -> None:
     """A few validation examples: paintings (N, H, W, 3) and mels (N, H, W[, 1]) in [-1, 1]."""
     if not self.enabled or not len(paintings):
       return
-    self.images(step, {'painting': paintings, 'target_mel': mel_images(target_mels),
-                       'generated_mel': mel_images(generated_mels)})
+    self.images(
+      step,
+      {
+        'painting': paintings,
+        'target_mel': mel_images(target_mels),
+        'generated_mel': mel_images(generated_mels),
+      },
+    )
     if self._mel_params is not None:  # one Griffin-Lim call (one compilation) for both halves
       n = len(paintings)
       clips = mels_to_clips(
-          np.concatenate([_squeeze_channel(target_mels), _squeeze_channel(generated_mels)]),
-          self._mel_params, n_iter=self._griffin_lim_iters, index=np.tile(np.arange(n), 2))
-      self.audio(step, {'target_audio': clips[:n], 'generated_audio': clips[n:]},
-                 self._mel_params.sample_rate)
+        np.concatenate([_squeeze_channel(target_mels), _squeeze_channel(generated_mels)]),
+        self._mel_params,
+        n_iter=self._griffin_lim_iters,
+        index=np.tile(np.arange(n), 2),
+      )
+      self.audio(
+        step,
+        {'target_audio': clips[:n], 'generated_audio': clips[n:]},
+        self._mel_params.sample_rate,
+      )
 
   def close(self) -> None:
     if self.enabled:
@@ -121,9 +141,14 @@ def mel_images(mels: np.ndarray) -> np.ndarray:
   return spectrogram.colorize_mel(_squeeze_channel(mels))
 
 
-def mels_to_clips(mels: np.ndarray, params: spectrogram.MelParams, *,
-                  n_iter: int = GRIFFIN_LIM_ITERS, seed: int = AUDIO_SEED,
-                  index: np.ndarray | None = None) -> np.ndarray:
+def mels_to_clips(
+  mels: np.ndarray,
+  params: spectrogram.MelParams,
+  *,
+  n_iter: int = GRIFFIN_LIM_ITERS,
+  seed: int = AUDIO_SEED,
+  index: np.ndarray | None = None,
+) -> np.ndarray:
   """Mels (N, H, W) -> Griffin-Lim audio (N, clip_samples), on the default device.
 
   Clip i starts from the phase of `fold_in(key(seed), index[i])` (index: 0..N-1 by default), so
@@ -142,13 +167,14 @@ def read_events(log_dir: str | os.PathLike) -> list[Any]:
   record still being written at the end of a file is skipped.
   """
   from tensorboardX.proto import event_pb2
+
   events = []
   for path in sorted(glob.glob(os.path.join(os.fspath(log_dir), 'events.out.tfevents.*'))):
     with open(path, 'rb') as f:
       data = f.read()
     pos = 0
     while pos + 12 <= len(data):
-      (length,) = struct.unpack('<Q', data[pos:pos + 8])
+      (length,) = struct.unpack('<Q', data[pos : pos + 8])
       start, end = pos + 12, pos + 12 + length
       if end + 4 > len(data):
         break

@@ -19,8 +19,9 @@ FAMILIES: dict[str, Any] = {'pix2pix': pix2pix_task.Pix2PixTask}
 def make_task(config: ml_collections.ConfigDict) -> loop.Task:
   """The validated task `config` describes (ConfigError, one line, for anything wrong)."""
   meta = loop.validate_common(config)
-  loop.require(config.family in FAMILIES,
-               f'family must be one of {sorted(FAMILIES)}, got {config.family!r}')
+  loop.require(
+    config.family in FAMILIES, f'family must be one of {sorted(FAMILIES)}, got {config.family!r}'
+  )
   return FAMILIES[config.family](config, meta)
 
 
