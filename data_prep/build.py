@@ -138,22 +138,25 @@ def _options() -> dict:
 
 
 def main() -> None:
-  if _DEMO.value and (_PAINTINGS.value or _MUSIC.value):
+  paintings_dir, music_dir, out_dir = _PAINTINGS.value, _MUSIC.value, _OUT.value
+  if _DEMO.value and (paintings_dir or music_dir):
     raise app.UsageError('give either --demo or --paintings and --music, not both')
-  if not _DEMO.value and not (_PAINTINGS.value and _MUSIC.value):
+  if not _DEMO.value and not (paintings_dir and music_dir):
     raise app.UsageError('give --paintings and --music (or --demo=synesthesia|eras)')
+  if out_dir is None:  # absl enforces mark_flag_as_required('out') before main runs
+    raise app.UsageError('--out is required')
   options = _options()
   try:
     if _DEMO.value:
       options.setdefault('image_size', 128)
-      report = demos.build_demo(
-        _DEMO.value, _OUT.value, num_paintings=_MAX_PAINTINGS.value, **options
-      )
+      report = demos.build_demo(_DEMO.value, out_dir, num_paintings=_MAX_PAINTINGS.value, **options)
     else:
+      if paintings_dir is None or music_dir is None:  # excluded by the checks above
+        raise app.UsageError('give --paintings and --music (or --demo=synesthesia|eras)')
       report = builder.build_from_sources(
-        _PAINTINGS.value,
-        _MUSIC.value,
-        _OUT.value,
+        paintings_dir,
+        music_dir,
+        out_dir,
         paintings_format=_PAINTINGS_FORMAT.value,
         music_format=_MUSIC_FORMAT.value,
         max_paintings=_MAX_PAINTINGS.value,

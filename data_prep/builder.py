@@ -354,7 +354,12 @@ def write_dataset(
   except workers.SkipIsFatal as e:
     raise BuildError(str(e)) from None
   write_seconds = time.perf_counter() - write_start
-  results = {job.path: workspace.shard_result(job.path) for job in jobs}
+  results: dict[str, dict] = {}
+  for job in jobs:
+    result = workspace.shard_result(job.path)
+    if result is None:  # every shard was either reused or just written and saved
+      raise BuildError(f'shard {job.path} has no saved result in {workspace.path}')
+    results[job.path] = result
   for job in jobs:
     skipped += [
       dict(kind='example', id=f'{pid} + {cid}', reason=reason)
@@ -399,7 +404,7 @@ def write_dataset(
 
 
 def _split_counts(jobs, results, era_names) -> dict[str, dict]:
-  counts = {}
+  counts: dict[str, dict[str, Any]] = {}
   for job in jobs:
     c = counts.setdefault(job.split, dict(examples=0, by_era={}, paintings=set(), recordings=set()))
     c['examples'] += results[job.path]['written']
@@ -553,6 +558,8 @@ def fingerprint(opts: BuildOptions, *parts) -> str:
 
 def _file_key(item_id: str, ref) -> list:
   path = getattr(ref, 'path', None)
+  if path is None:
+    return [item_id]
   try:
     st = os.stat(path)
     return [item_id, st.st_size, st.st_mtime_ns]

@@ -37,7 +37,7 @@ ERA_PROGRAMS = {
 RENDER_SECONDS = 60.0
 DEFAULT_PAINTINGS = 300  # 60 per era
 # Corpus names for music21.corpus.parse; ('composer', 'ext', n) = the first n such files.
-WORKS = {
+WORKS: dict[str, list[str | tuple[str, str, int]]] = {
   'renaissance': [
     'josquin/milleRegrets',
     'josquin/adieuMesAmours',

@@ -139,7 +139,8 @@ def _random_strokes(
   gap = int(np.ceil(MIN_GAP_S * px_per_s))
   target = int(rng.integers(NOTES_PER_PAINTING[0], NOTES_PER_PAINTING[1] + 1))
   palette = PALETTES[family]
-  strokes, busy = [], {}  # band -> [(start, end)] in pixels
+  strokes: list[Stroke] = []
+  busy: dict[int, list[tuple[int, int]]] = {}  # band -> [(start, end)] in pixels
   for _ in range(200):  # rejection sampling; 200 tries always suffice for <= 10 strokes
     if len(strokes) == target:
       break
@@ -232,11 +233,11 @@ def build(out_dir, opts, num_paintings: int | None) -> dict:
     )
     for i in range(n)
   }
-  by_family = {}
+  by_family: dict[str, list[str]] = {}
   for pid, score in scores.items():
     by_family.setdefault(ERA_NAMES[score.family], []).append(pid)
   split_of = pairing.assign_splits(by_family, opts.val_fraction, opts.test_fraction)
-  examples = {split: [] for split in pairing.SPLITS}
+  examples: dict[str, list[pairing.Example]] = {split: [] for split in pairing.SPLITS}
   for pid, score in scores.items():
     examples[split_of[pid]].append(pairing.Example(pid, score, pid, score, 0.0, score.family))
   inputs = dict(paintings_generated=n, rule_version=RULE_VERSION)

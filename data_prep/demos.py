@@ -7,6 +7,7 @@ this module uses both.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from data_prep import builder, demo_eras, demo_synesthesia
 
@@ -30,7 +31,7 @@ def build_demo(
   """
   if name not in DEMOS:
     raise ValueError(f'unknown demo {name!r}; choose one of {DEMOS}')
-  defaults = dict(sample_rate=22_050, clip_seconds=4.0, n_fft=2048, shard_size=64)
+  defaults: dict[str, Any] = dict(sample_rate=22_050, clip_seconds=4.0, n_fft=2048, shard_size=64)
   if name == 'synesthesia':
     # The synesthesia mel spans only the band its notes live in, so that every stroke sits on the
     # canvas row of its own fundamental (see demo_synesthesia).

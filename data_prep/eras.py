@@ -137,7 +137,9 @@ def partition_by_era(
   era_set: Sequence[str],
 ):
   """Split items into (kept [(item, era)], unmapped {label: count}, outside_set {era: count})."""
-  kept, unmapped, outside = [], collections.Counter(), collections.Counter()
+  kept: list[tuple[T, str]] = []
+  unmapped: collections.Counter[str] = collections.Counter()
+  outside: collections.Counter[str] = collections.Counter()
   for item in items:
     era = era_of(item)
     if era is None:

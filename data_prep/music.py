@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import os
 import pathlib
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3')
@@ -40,7 +41,7 @@ class MusicScan:
   ignored: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # reason -> entries
 
 
-def detect_format(root: str | pathlib.Path) -> str:
+def detect_format(root: str | os.PathLike) -> str:
   root = _existing_dir(root)
   if _maestro_csv(root):
     return 'maestro'
@@ -49,7 +50,7 @@ def detect_format(root: str | pathlib.Path) -> str:
   return 'folders'
 
 
-def scan_music(root: str | pathlib.Path, fmt: str) -> MusicScan:
+def scan_music(root: str | os.PathLike, fmt: str) -> MusicScan:
   """List the recordings under `root` in layout `fmt` ('auto' detects it)."""
   if fmt not in FORMATS:
     raise ValueError(f'music format must be one of {FORMATS}, got {fmt!r}')

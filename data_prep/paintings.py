@@ -20,6 +20,7 @@ import collections
 import csv
 import dataclasses
 import functools
+import os
 import pathlib
 from collections.abc import Sequence
 
@@ -68,7 +69,7 @@ class PaintingScan:
   ignored: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # reason -> paths
 
 
-def detect_format(root: str | pathlib.Path, style_names: Sequence[str]) -> str:
+def detect_format(root: str | os.PathLike, style_names: Sequence[str]) -> str:
   """'parquet' if parquet files exist, 'wikiart' if the layout is ArtGAN's, else 'folders'."""
   root = _existing_dir(root, 'paintings')
   if any(root.glob('data/*.parquet')) or any(root.glob('*.parquet')):
@@ -81,7 +82,7 @@ def detect_format(root: str | pathlib.Path, style_names: Sequence[str]) -> str:
   return 'folders'
 
 
-def scan_paintings(root: str | pathlib.Path, fmt: str, style_names: Sequence[str]) -> PaintingScan:
+def scan_paintings(root: str | os.PathLike, fmt: str, style_names: Sequence[str]) -> PaintingScan:
   """List the paintings under `root` in layout `fmt` ('auto' detects it)."""
   if fmt not in FORMATS:
     raise ValueError(f'paintings format must be one of {FORMATS}, got {fmt!r}')

@@ -101,13 +101,13 @@ def pair(
   pools: dict[tuple[str, str], list[Candidate]] = collections.defaultdict(list)
   for candidate, era, split in clips:
     pools[era, split].append(candidate)
-  for key, pool in pools.items():
-    pool.sort(key=lambda c: (c.source_id, c.offset_s))
+  for key, shuffled in pools.items():
+    shuffled.sort(key=lambda c: (c.source_id, c.offset_s))
     rng = np.random.default_rng([seed, stable_hash('/'.join(key), 'pool') % 2**32])
-    rng.shuffle(pool)
-  dealt = collections.Counter()
-  examples = {split: [] for split in SPLITS}
-  unpaired = []
+    rng.shuffle(shuffled)
+  dealt: collections.Counter[tuple[str, str]] = collections.Counter()
+  examples: dict[str, list[Example]] = {split: [] for split in SPLITS}
+  unpaired: list[tuple[str, str]] = []
   era_index = {name: i for i, name in enumerate(era_names)}
   for painting_id, ref, era, split in paintings:
     pool = pools.get((era, split))

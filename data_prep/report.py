@@ -6,7 +6,7 @@ import collections
 import json
 import os
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 REPORT_JSON = 'data_prep_report.json'
@@ -14,7 +14,7 @@ SUMMARY_MD = 'summary.md'
 _LISTED = 25  # skipped/unmapped entries shown in the Markdown summary (all are in the JSON)
 
 
-def reason_counts(skipped: list[Mapping[str, str]]) -> dict[str, int]:
+def reason_counts(skipped: Sequence[Mapping[str, str]]) -> dict[str, int]:
   """Skips grouped by the reason's first words ('truncated: ...' -> 'truncated')."""
   counts = collections.Counter(s['reason'].split(':')[0] for s in skipped)
   return dict(counts.most_common())

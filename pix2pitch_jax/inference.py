@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import Any, Literal
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -112,7 +112,7 @@ def read_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
 
 def load_generator(
   workdir: str | os.PathLike,
-  checkpoint: Literal['latest'] | int = 'latest',
+  checkpoint: str | int = 'latest',
   *,
   num_devices: int | None = None,
 ) -> LoadedGenerator:
@@ -176,14 +176,14 @@ def mels_to_audio(
 
 def load_era_classifier(out_dir: str | os.PathLike) -> era_model.TrainedEraClassifier:
   """Load a classifier saved by `evaluation.era_classifier`; FileNotFoundError when none is."""
-  out_dir = workdir_lib.as_path(out_dir)
-  info_path = out_dir / workdir_lib.ERA_CLASSIFIER_INFO
+  out_path = workdir_lib.as_path(out_dir)
+  info_path = out_path / workdir_lib.ERA_CLASSIFIER_INFO
   if not info_path.exists():
-    raise FileNotFoundError(f'no trained era classifier in {out_dir} (missing {info_path.name})')
+    raise FileNotFoundError(f'no trained era classifier in {out_path} (missing {info_path.name})')
   info = json.loads(info_path.read_text())
   config = era_model.ClassifierConfig.from_dict(info.pop('config'))
   era_names = tuple(info.pop('era_names'))
   abstract = nnx.eval_shape(lambda: era_model.EraCNN(len(era_names), config, rngs=nnx.Rngs(0)))
   graphdef, abstract_state = nnx.split(abstract, nnx.Param)
-  state = checkpointing.restore_pytree(out_dir / workdir_lib.ERA_CLASSIFIER_PARAMS, abstract_state)
+  state = checkpointing.restore_pytree(out_path / workdir_lib.ERA_CLASSIFIER_PARAMS, abstract_state)
   return era_model.TrainedEraClassifier(nnx.merge(graphdef, state), era_names, config, info)

@@ -11,7 +11,7 @@ Cloud TPU); see docs/training.md.
 
 import json
 
-from absl import flags, logging
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from pix2pitch_jax.core import cli
@@ -26,12 +26,15 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def main() -> None:
+  workdir = _WORKDIR.value
+  if workdir is None:  # absl enforces mark_flags_as_required before main runs
+    raise app.UsageError('--workdir is required')
   from pix2pitch_jax.runtime import sharding  # JAX only after flag parsing
 
   sharding.maybe_initialize_distributed()  # before any other JAX call
   from pix2pitch_jax.training import trainer  # only after distributed init
 
-  summary = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  summary = trainer.train_and_evaluate(_CONFIG.value, workdir)
   logging.info('summary: %s', json.dumps(summary, default=str))
 
 

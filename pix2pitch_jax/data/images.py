@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -81,14 +82,17 @@ def _open(source: PaintingSource, size: int) -> Image.Image:
   if isinstance(source, Image.Image):
     return source
   name = 'image bytes' if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+  stream: str | os.PathLike | IO[bytes]
   if isinstance(source, (bytes, bytearray, memoryview)):
     if len(source) == 0:
       raise UnreadableImageError('cannot decode image bytes: empty')
-    source = io.BytesIO(bytes(source))
+    stream = io.BytesIO(bytes(source))
   elif os.path.isfile(source) and os.path.getsize(source) == 0:
     raise UnreadableImageError(f'cannot decode {name}: file is empty')
+  else:
+    stream = source
   try:
-    image = Image.open(source)
+    image = Image.open(stream)
     # JPEG only: decode at the smallest 1/2^k scale still >= size, much faster for big scans.
     image.draft(image.mode, (size, size))
     image.load()

@@ -29,7 +29,7 @@ LOAD_SCALE = 286 / 256  # pix2pix --load_size 286 for --crop_size 256
 TRAIN_KEYS = ('painting', 'mel', 'era')
 
 
-def to_model_inputs(example: dict[str, Any]) -> dict[str, np.ndarray]:
+def to_model_inputs(example: dict[str, Any]) -> dict[str, np.ndarray | np.int32]:
   """Decoded record -> float32 painting (S,S,3) and mel (S,S,1) in [-1, 1], int32 era."""
   painting = np.asarray(example['painting'], np.float32) / 127.5 - 1.0
   mel = np.asarray(example['mel'], np.float32)[..., None]
@@ -39,7 +39,7 @@ def to_model_inputs(example: dict[str, Any]) -> dict[str, np.ndarray]:
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
   """Bicubic resize of a float (H,W,C) image, channel by channel (PIL mode 'F')."""
   channels = [
-    np.asarray(Image.fromarray(image[..., c]).resize((size, size), Image.BICUBIC))
+    np.asarray(Image.fromarray(image[..., c]).resize((size, size), Image.Resampling.BICUBIC))
     for c in range(image.shape[-1])
   ]
   return np.stack(channels, axis=-1)

@@ -175,6 +175,13 @@ _SHARD_RE = re.compile(
 )
 
 
+def _shard_name(path: pathlib.Path) -> re.Match[str]:
+  m = _SHARD_RE.match(path.name)
+  if m is None:
+    raise ValueError(f'{path} is not named like a finished shard ({_SHARD_RE.pattern})')
+  return m
+
+
 def finished_shards(data_dir: str | os.PathLike) -> dict[str, list[pathlib.Path]]:
   """Completed shard files per split (temporary files of interrupted writes are ignored)."""
   found: dict[str, list[pathlib.Path]] = {}
@@ -191,7 +198,7 @@ def _split_infos(data_dir: pathlib.Path):
 
   infos = []
   for split, paths in finished_shards(data_dir).items():
-    nums = {int(_SHARD_RE.match(p.name)['num']) for p in paths}
+    nums = {int(_shard_name(p)['num']) for p in paths}
     if nums != {len(paths)}:
       raise ValueError(
         f'split {split!r} in {data_dir} is incomplete: {len(paths)} shard files, '

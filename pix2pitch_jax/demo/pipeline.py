@@ -74,9 +74,10 @@ def write_outside_style_images(out_dir: pathlib.Path, seed: int = 0) -> pathlib.
   sketch = Image.new('L', (240, 320), 245)
   draw = ImageDraw.Draw(sketch)
   for _ in range(40):
-    x0, y0 = rng.integers(0, 240), rng.integers(0, 320)
+    x0, y0 = int(rng.integers(0, 240)), int(rng.integers(0, 320))
+    dx, dy = int(rng.integers(-60, 60)), int(rng.integers(-60, 60))
     draw.line(
-      (x0, y0, x0 + rng.integers(-60, 60), y0 + rng.integers(-60, 60)),
+      (x0, y0, x0 + dx, y0 + dy),
       fill=int(rng.integers(10, 80)),
       width=int(rng.integers(1, 3)),
     )

@@ -123,10 +123,10 @@ def _predict(model: era_model.EraCNN, mels: np.ndarray) -> np.ndarray:
 def save_era_classifier(
   classifier: era_model.TrainedEraClassifier, out_dir: str | os.PathLike
 ) -> None:
-  out_dir = workdir_lib.as_path(out_dir)
-  out_dir.mkdir(parents=True, exist_ok=True)
+  out_path = workdir_lib.as_path(out_dir)
+  out_path.mkdir(parents=True, exist_ok=True)
   checkpointing.save_pytree(
-    out_dir / workdir_lib.ERA_CLASSIFIER_PARAMS, nnx.state(classifier.model, nnx.Param)
+    out_path / workdir_lib.ERA_CLASSIFIER_PARAMS, nnx.state(classifier.model, nnx.Param)
   )
   # The info file is written last: its presence marks a complete, loadable classifier.
   info = {
@@ -134,9 +134,9 @@ def save_era_classifier(
     'era_names': list(classifier.era_names),
     **classifier.info,
   }
-  tmp = out_dir / f'.{workdir_lib.ERA_CLASSIFIER_INFO}.tmp'
+  tmp = out_path / f'.{workdir_lib.ERA_CLASSIFIER_INFO}.tmp'
   tmp.write_text(json.dumps(info, indent=2, sort_keys=True))
-  tmp.replace(out_dir / workdir_lib.ERA_CLASSIFIER_INFO)
+  tmp.replace(out_path / workdir_lib.ERA_CLASSIFIER_INFO)
 
 
 def load_or_train_era_classifier(

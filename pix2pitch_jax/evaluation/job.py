@@ -379,7 +379,9 @@ def evaluate(
     'retrieval': retrieval_mels(summary, reference.paintings),
     'era_mean': era_mean_mels(summary, reference.eras),
   }
-  render_kw = dict(n_iter=griffin_lim_iters, seed=seed, batch_size=batch_size, mesh=mesh)
+  render_kw: dict[str, Any] = dict(
+    n_iter=griffin_lim_iters, seed=seed, batch_size=batch_size, mesh=mesh
+  )
   real = render(reference.mels, params, classifier, **render_kw)
   rendered = {'real': real}
   result: dict[str, Any] = {

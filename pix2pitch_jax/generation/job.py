@@ -82,7 +82,9 @@ def read_image_folder(
     raise FileNotFoundError(f'--images={images_dir} is not a directory')
   hidden = lambda p: any(part.startswith('.') for part in p.relative_to(root).parts)
   files = sorted(p for p in root.rglob('*') if p.is_file() and not hidden(p))
-  inputs, skipped, taken = [], [], set()
+  inputs: list[GenerationInput] = []
+  skipped: list[tuple[str, str]] = []
+  taken: set[str] = set()
   for path in files:
     if max_examples is not None and len(inputs) >= max_examples:
       break
@@ -116,6 +118,13 @@ def read_split(
 # ------------------------------------------------------------------------------------------------
 # The job.
 # ------------------------------------------------------------------------------------------------
+
+
+def _reference_mel(x: GenerationInput) -> np.ndarray:
+  """The dataset's mel of a split example (inputs from an image folder have none)."""
+  if x.reference_mel is None:
+    raise ValueError(f'{x.source} has no reference mel: only split examples have one')
+  return x.reference_mel
 
 
 def _conditioning_eras(
@@ -170,8 +179,10 @@ def generate(
   params, era_names = generator.meta.mel_params, generator.meta.era_names
   if images_dir is not None:
     inputs, skipped = read_image_folder(images_dir, generator.image_size, max_examples)
-  else:
+  elif split is not None:
     inputs, skipped = read_split(generator.config.data_dir, split, max_examples), []
+  else:  # excluded by the check above
+    raise ValueError('give exactly one of images_dir= and split=')
   if not inputs:
     raise ValueError(
       f'nothing to generate from {images_dir or split!r}: '
@@ -192,7 +203,7 @@ def generate(
   references = None
   if split is not None:
     references = inference.mels_to_audio(
-      np.stack([x.reference_mel for x in inputs]),
+      np.stack([_reference_mel(x) for x in inputs]),
       params,
       n_iter=griffin_lim_iters,
       seed=seed,
@@ -275,7 +286,7 @@ def _write_outputs(
     files['reference_audio'] = f'{x.stem}_reference.wav'
     files['reference_spectrogram'] = f'{x.stem}_reference_mel.png'
     wav.write_wav(out_dir / files['reference_audio'], reference_clip, params.sample_rate)
-    gallery.save_mel_png(x.reference_mel, out_dir / files['reference_spectrogram'])
+    gallery.save_mel_png(_reference_mel(x), out_dir / files['reference_spectrogram'])
   return gallery.GalleryEntry(
     title=x.stem,
     source=x.source,

@@ -73,6 +73,7 @@ class Norm2d(nnx.Module):
 
   def __init__(self, features: int, kind: Norm, *, rngs: nnx.Rngs):
     self.kind = kind
+    self.layer: nnx.BatchNorm | nnx.InstanceNorm | None
     if kind == 'batch':
       # momentum 0.9 == PyTorch's 0.1; use_running_average is flipped by `eval_view`.
       self.layer = nnx.BatchNorm(
@@ -524,7 +525,8 @@ DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 def split_variables(module: nnx.Module) -> tuple[nnx.GraphDef, dict[str, Any]]:
   """(graphdef, {'params', 'batch_stats'} as pure dicts): the layout checkpoints store."""
-  graphdef, params, stats = nnx.split(module, nnx.Param, nnx.BatchStat)
+  # flax annotates split(node, *filters) as variadic; two filters give exactly three parts.
+  graphdef, params, stats = nnx.split(module, nnx.Param, nnx.BatchStat)  # type: ignore[misc]
   return graphdef, {'params': params.to_pure_dict(), 'batch_stats': stats.to_pure_dict()}
 
 

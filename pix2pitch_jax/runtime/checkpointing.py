@@ -137,7 +137,7 @@ class StopSignal:
   preemption sync (`Checkpointer.reached_preemption`) is the mechanism.
   """
 
-  def __init__(self, signals=(signal.SIGTERM, signal.SIGINT)):
+  def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
     self.received: int | None = None
     self._signals = signals
     self._previous: dict[int, Any] = {}

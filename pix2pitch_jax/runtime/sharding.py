@@ -84,7 +84,7 @@ def fsdp_spec(shape: tuple[int, ...], axis_size: int) -> P:
   if axis_size == 1 or not candidates:
     return P()
   _, axis = max(candidates)
-  spec = [None] * len(shape)
+  spec: list[str | None] = [None] * len(shape)
   spec[axis] = DATA_AXIS
   return P(*spec)
 

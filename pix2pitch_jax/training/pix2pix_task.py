@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -259,7 +259,7 @@ class Pix2PixTask:
     validate_config(config)
     self.config, self.meta = config, meta
     self.nets = make_networks(config, meta)
-    self._eval_fn = None
+    self._eval_fn: Callable[..., Any] | None = None
 
   def init_state(self) -> State:
     return init_state(self.config, self.meta, self.nets)

@@ -21,7 +21,7 @@ import json
 import os
 import struct
 from collections.abc import Mapping
-from typing import Any
+from typing import IO, Any
 
 import jax
 import numpy as np
@@ -49,7 +49,8 @@ class TrainingSummaries:
     mel_params: spectrogram.MelParams | None = None,
     griffin_lim_iters: int = GRIFFIN_LIM_ITERS,
   ):
-    self._writer = self._jsonl = None
+    self._writer = None  # a tensorboardX.SummaryWriter on the enabled process
+    self._jsonl: IO[str] | None = None  # open exactly when _writer is
     self._mel_params, self._griffin_lim_iters = mel_params, griffin_lim_iters
     if enabled:
       from tensorboardX import SummaryWriter
@@ -63,7 +64,7 @@ class TrainingSummaries:
     return self._writer is not None
 
   def scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-    if not self.enabled:
+    if self._writer is None or self._jsonl is None:  # disabled
       return
     for name, value in scalars.items():
       self._writer.add_scalar(name, value, step)
@@ -72,7 +73,7 @@ class TrainingSummaries:
 
   def images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
     """Each entry (N, H, W, C), uint8 or float in [-1, 1], as one grid image."""
-    if not self.enabled:
+    if self._writer is None:  # disabled
       return
     for name, value in images.items():
       value = np.asarray(value)
@@ -83,7 +84,7 @@ class TrainingSummaries:
 
   def audio(self, step: int, clips: Mapping[str, np.ndarray], sample_rate: int) -> None:
     """Each entry (N, samples) in [-1, 1] (clipped) as N clips tagged '<name>/<i>'."""
-    if not self.enabled:
+    if self._writer is None:  # disabled
       return
     for name, batch in clips.items():
       for i, clip in enumerate(np.asarray(batch, np.float32)):
@@ -121,7 +122,7 @@ class TrainingSummaries:
       )
 
   def close(self) -> None:
-    if self.enabled:
+    if self._writer is not None and self._jsonl is not None:  # enabled
       self._writer.close()
       self._jsonl.close()
 
