@@ -131,8 +131,11 @@ class TrainingSummary:
   data_dir: str
   split: str
 
-  def mel(self, index: int) -> np.ndarray:
-    return np.asarray(records.open_split(self.data_dir, self.split)[index]['mel'], np.float32)
+  def mels(self, indices: np.ndarray) -> np.ndarray:
+    """The training mels at `indices`: the split opened once, each distinct example read once."""
+    source = records.open_split(self.data_dir, self.split)
+    unique = {int(i): np.asarray(source[int(i)]['mel'], np.float32) for i in set(indices.tolist())}
+    return np.stack([unique[int(i)] for i in indices])
 
 
 def summarize_training_split(
@@ -159,9 +162,7 @@ def retrieval_mels(summary: TrainingSummary, paintings: np.ndarray) -> np.ndarra
   train = (summary.features - mean) / std
   query = (painting_features(paintings) - mean) / std
   sq_dist = (query**2).sum(1)[:, None] + (train**2).sum(1)[None] - 2 * query @ train.T
-  nearest = np.argmin(sq_dist, axis=1)
-  cache: dict[int, np.ndarray] = {}
-  return np.stack([cache.setdefault(int(j), summary.mel(int(j))) for j in nearest])
+  return summary.mels(np.argmin(sq_dist, axis=1))
 
 
 def era_mean_mels(summary: TrainingSummary, eras: np.ndarray) -> np.ndarray:
