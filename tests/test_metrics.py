@@ -44,13 +44,58 @@ def test_spectral_convergence():
 
 def test_mel_cepstral_distortion_matches_scipy_dct():
   ref, gen = random_db(seed=1), random_db(seed=2)
-  to_cepstrum = lambda db: scipy.fft.dct(db * np.log(10) / 20, type=2, norm='ortho', axis=-2)
+  n_mels = ref.shape[-2]
+  to_cepstrum = lambda db: (
+    scipy.fft.dct(db * np.log(10) / 20, type=2, norm='ortho', axis=-2) / (np.sqrt(2 * n_mels))
+  )
   diff = (to_cepstrum(ref) - to_cepstrum(gen))[:, 1:25, :]
   expected = (10 / np.log(10) * np.sqrt(2 * (diff**2).sum(axis=1))).mean(axis=-1)
   np.testing.assert_allclose(metrics.mel_cepstral_distortion(ref, gen), expected, rtol=1e-4)
   np.testing.assert_allclose(metrics.mel_cepstral_distortion(ref, ref), 0.0, atol=1e-5)
   # A constant dB offset only moves c0, which MCD drops: loudness is not timbre.
   np.testing.assert_allclose(metrics.mel_cepstral_distortion(ref, ref + 6.0), 0.0, atol=1e-3)
+
+
+@pytest.mark.parametrize('n_mels', [64, 128, 256, 512])
+def test_mel_cepstral_distortion_is_the_standard_value_at_any_band_count(n_mels):
+  """Hand-computed: an envelope ln A(w) = 2 a cos(w) has c_1 = a and no other coefficient, so
+  against a flat one MCD = 10 / ln 10 * sqrt(2 a^2), whatever the number of bands."""
+  a = 0.5
+  bands = np.pi * (np.arange(n_mels) + 0.5) / n_mels
+  envelope_db = (20 / np.log(10)) * 2 * a * np.cos(bands)  # ln A -> dB
+  generated = np.repeat(envelope_db[:, None], 8, axis=1)[None]
+  flat = np.zeros_like(generated)
+  expected = 10 / np.log(10) * np.sqrt(2 * a**2)  # 3.07 dB
+  np.testing.assert_allclose(
+    metrics.mel_cepstral_distortion(flat, generated), [expected], rtol=1e-3
+  )
+
+
+def test_kid_is_unbiased_where_frechet_is_not():
+  rng = np.random.default_rng(0)
+  same = [
+    metrics.kernel_inception_distance(rng.normal(size=(6, 16)), rng.normal(size=(6, 16)))
+    for _ in range(200)
+  ]
+  assert abs(np.mean(same)) < 0.05  # unbiased: ~0 for two sets from one distribution
+  frechet = [
+    metrics.frechet_distance(rng.normal(size=(6, 16)), rng.normal(size=(6, 16))) for _ in range(50)
+  ]
+  assert np.mean(frechet) > 10  # the same sets: Fréchet's small-n bias
+  x = rng.normal(size=(50, 16))
+  assert metrics.kernel_inception_distance(x, x + 1.0) > 0.5
+  with pytest.raises(ValueError):
+    metrics.kernel_inception_distance(x[:1], x)
+
+
+def test_bootstrap_interval_and_confusion_matrix():
+  values = np.random.default_rng(1).normal(3.0, 1.0, size=400)
+  low, high = metrics.bootstrap_interval(values)
+  assert low < 3.0 < high and 0.1 < high - low < 0.3  # ~ +-1.96 / sqrt(400)
+  assert metrics.bootstrap_interval([2.0]) == (2.0, 2.0)
+  assert all(np.isnan(metrics.bootstrap_interval([])))
+  matrix = metrics.confusion_matrix([0, 0, 1, 2, 2], [0, 1, 1, 2, 0], num_classes=3)
+  np.testing.assert_array_equal(matrix, [[1, 1, 0], [0, 1, 0], [1, 0, 1]])
 
 
 def numpy_ssim(x, y, data_range=2.0):

@@ -60,11 +60,17 @@ def log_spectral_distance(reference_db: Any, generated_db: Any) -> jax.Array:
 def mel_cepstrum(db: Any, n_coeffs: int = 24) -> jax.Array:
   """Mel cepstrum c_1..c_n (c_0, the loudness, dropped) per frame: (..., n_mels, T) -> (..., n, T).
 
-  The DCT-II (orthonormal, as `scipy.fft.dct(norm='ortho')`) over bands of the natural-log
-  amplitude ln A = dB * ln(10) / 20, the scale on which the MCD formula's 10 / ln 10 gives dB.
+  The cepstrum of the standard definition (Kubichek 1993; SPTK): the coefficients of the
+  natural-log amplitude envelope ln A(w) = c_0 + 2 sum_{d>=1} c_d cos(d w), sampled at the N mel
+  band centres w_k = pi (k + 1/2) / N, i.e. c_d = (1/N) sum_k ln A_k cos(d w_k). That is the
+  orthonormal DCT-II divided by sqrt(2 N), so the same envelope gives the same coefficients at any
+  number of bands (the bare orthonormal DCT grows with sqrt(N)). ln A = dB * ln(10) / 20 is the
+  scale on which the MCD formula's 10 / ln 10 gives dB.
   """
   log_amplitude = jnp.asarray(db) * (np.log(10.0) / 20.0)
-  return jax.scipy.fft.dct(log_amplitude, type=2, norm='ortho', axis=-2)[..., 1 : n_coeffs + 1, :]
+  n_mels = log_amplitude.shape[-2]
+  dct = jax.scipy.fft.dct(log_amplitude, type=2, norm='ortho', axis=-2)
+  return dct[..., 1 : n_coeffs + 1, :] / np.sqrt(2.0 * n_mels)
 
 
 def mel_cepstral_distortion(reference_db: Any, generated_db: Any, n_coeffs: int = 24) -> jax.Array:
@@ -185,6 +191,60 @@ def frechet_distance(embeddings_a: Any, embeddings_b: Any, ridge: float = 1e-6) 
     - 2.0 * np.trace(sqrt_product)
   )
   return float(max(distance, 0.0))
+
+
+def kernel_inception_distance(embeddings_a: Any, embeddings_b: Any) -> float:
+  """KID: the unbiased estimate of the squared MMD between two sets of embeddings (n_i, dim)
+  with the cubic polynomial kernel k(x, y) = (x . y / dim + 1)^3 (Binkowski et al. 2018).
+
+  Unlike the Fréchet distance it has no bias at small n: two sets drawn from one distribution
+  score ~0 on average (it can be slightly negative). Needs >= 2 embeddings per set.
+  """
+  a, b = (np.asarray(e, np.float64) for e in (embeddings_a, embeddings_b))
+  if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
+    raise ValueError(f'need two (n >= 2, dim) sets of equal dim, got {a.shape}, {b.shape}')
+  dim = a.shape[1]
+  kernel = lambda x, y: (x @ y.T / dim + 1.0) ** 3
+  k_aa, k_bb, k_ab = kernel(a, a), kernel(b, b), kernel(a, b)
+  m, n = len(a), len(b)
+  within_a = (k_aa.sum() - np.trace(k_aa)) / (m * (m - 1))
+  within_b = (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
+  return float(within_a + within_b - 2.0 * k_ab.mean())
+
+
+def bootstrap_interval(
+  values: Any,
+  *,
+  statistic: Any = np.mean,
+  confidence: float = 0.95,
+  num_resamples: int = 1000,
+  seed: int = 0,
+) -> tuple[float, float]:
+  """Percentile bootstrap interval of `statistic` over per-example `values` (n, ...).
+
+  Resamples the n examples with replacement `num_resamples` times (a fixed seed, so a report is
+  reproducible). (nan, nan) for an empty set; a single example gives a zero-width interval.
+  """
+  values = np.asarray(values, np.float64)
+  values = values[np.isfinite(values)] if values.ndim == 1 else values
+  if not len(values):
+    return float('nan'), float('nan')
+  rng = np.random.default_rng(seed)
+  rows = rng.integers(0, len(values), size=(num_resamples, len(values)))
+  stats = np.asarray([statistic(values[r]) for r in rows], np.float64)
+  tail = 100.0 * (1.0 - confidence) / 2.0
+  low, high = np.percentile(stats, [tail, 100.0 - tail])
+  return float(low), float(high)
+
+
+def confusion_matrix(labels: Any, predictions: Any, num_classes: int) -> np.ndarray:
+  """(num_classes, num_classes) counts: row = true class, column = predicted class."""
+  labels, predictions = np.asarray(labels, np.int64), np.asarray(predictions, np.int64)
+  if labels.shape != predictions.shape:
+    raise ValueError(f'labels {labels.shape} and predictions {predictions.shape} differ')
+  matrix = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(matrix, (labels, predictions), 1)
+  return matrix
 
 
 def _covariance(x: np.ndarray) -> np.ndarray:
