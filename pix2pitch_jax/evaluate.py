@@ -21,7 +21,9 @@ _WORKDIR = flags.DEFINE_string(
 _CHECKPOINT = flags.DEFINE_string('checkpoint', 'latest', "'latest' or a step number.")
 _SPLIT = flags.DEFINE_string('split', 'test', 'Dataset split to evaluate on.')
 _MAX_EXAMPLES = flags.DEFINE_integer('max_examples', None, 'Evaluate on the first N examples.')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 8, 'Batch size (rounded up to the device count).')
+_BATCH_SIZE = flags.DEFINE_integer(
+  'batch_size', 8, 'Batch size per process (rounded up to its device count).'
+)
 _GL_ITERS = flags.DEFINE_integer('griffin_lim_iters', 32, 'Griffin-Lim iterations per clip.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Griffin-Lim initial phases.')
 

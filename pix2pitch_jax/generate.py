@@ -28,7 +28,9 @@ _CHECKPOINT = flags.DEFINE_string('checkpoint', 'latest', "'latest' or a step nu
 _MAX_EXAMPLES = flags.DEFINE_integer('max_examples', None, 'Use only the first N inputs.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Griffin-Lim initial phases.')
 _GL_ITERS = flags.DEFINE_integer('griffin_lim_iters', 64, 'Griffin-Lim iterations per clip.')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 8, 'Batch size (rounded up to the device count).')
+_BATCH_SIZE = flags.DEFINE_integer(
+  'batch_size', 8, 'Batch size per process (rounded up to its device count).'
+)
 _ERA = flags.DEFINE_string(
   'era',
   None,
