@@ -16,6 +16,9 @@ import csv
 import dataclasses
 import os
 import pathlib
+from collections.abc import Sequence
+
+from data_prep import entries
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3')
 MIDI_EXTENSIONS = ('.mid', '.midi')
@@ -60,8 +63,9 @@ def scan_music(root: str | os.PathLike, fmt: str) -> MusicScan:
 
 
 def _scan_folders(root: pathlib.Path) -> MusicScan:
-  recordings, ignored = [], collections.defaultdict(list)
-  for path in sorted(p for p in root.rglob('*') if p.is_file() and not p.name.startswith('.')):
+  found = entries.walk(root, AUDIO_EXTENSIONS + MIDI_EXTENSIONS)
+  recordings, ignored = [], collections.defaultdict(list, found.problems)
+  for path in found.files:
     rel = path.relative_to(root)
     if len(rel.parts) < 2:
       ignored['not inside a label folder'].append(str(rel))
@@ -79,9 +83,9 @@ def _scan_maestro(root: pathlib.Path) -> MusicScan:
   recordings, ignored = [], collections.defaultdict(list)
   for row in _read_csv(csv_path, ('canonical_composer', 'audio_filename', 'midi_filename')):
     audio_rel, midi_rel = row['audio_filename'], row['midi_filename']
-    rel = next((r for r in (audio_rel, midi_rel) if r and (root / r).is_file()), None)
+    rel, reason = _first_usable(root, [r for r in (audio_rel, midi_rel) if r])
     if rel is None:
-      ignored['listed in csv but missing'].append(audio_rel or midi_rel)
+      ignored[reason].append(audio_rel or midi_rel)
     else:
       recordings.append(Recording(rel, row['canonical_composer'], str(root / rel)))
   return MusicScan('maestro', recordings, dict(ignored))
@@ -91,12 +95,25 @@ def _scan_musicnet(root: pathlib.Path) -> MusicScan:
   recordings, ignored = [], collections.defaultdict(list)
   for row in _read_csv(root / MUSICNET_CSV, ('id', 'composer')):
     candidates = [f'{split}_data/{row["id"]}.wav' for split in ('train', 'test')]
-    rel = next((r for r in candidates if (root / r).is_file()), None)
+    rel, reason = _first_usable(root, candidates)
     if rel is None:
-      ignored['listed in csv but missing'].append(candidates[0])
+      ignored[reason].append(candidates[0])
     else:
       recordings.append(Recording(rel, row['composer'], str(root / rel)))
   return MusicScan('musicnet', recordings, dict(ignored))
+
+
+def _first_usable(root: pathlib.Path, candidates: Sequence[str]) -> tuple[str | None, str]:
+  """The first candidate that is a readable file, else None and why none is ('listed in csv
+  but missing' unless one exists but is not a readable file: a broken link, a folder, ...)."""
+  problems = []
+  for rel in candidates:
+    problem = entries.problem(root / rel)
+    if problem is None:
+      return rel, ''
+    problems.append(problem)
+  named = [p for p in problems if p != entries.MISSING]
+  return None, f'listed in csv: {named[0]}' if named else 'listed in csv but missing'
 
 
 def _read_csv(path: pathlib.Path, required: tuple[str, ...]) -> list[dict[str, str]]:

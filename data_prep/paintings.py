@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from data_prep import entries
 from pix2pitch_jax.data import images
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif')
@@ -99,10 +100,11 @@ def scan_paintings(root: str | os.PathLike, fmt: str, style_names: Sequence[str]
 
 
 def _scan_folders(root: pathlib.Path) -> PaintingScan:
-  items, ignored = [], collections.defaultdict(list)
-  for path in sorted(p for p in root.rglob('*') if p.is_file()):
+  found = entries.walk(root, IMAGE_EXTENSIONS)
+  items, ignored = [], collections.defaultdict(list, found.problems)
+  for path in found.files:
     rel = path.relative_to(root)
-    if path.name.startswith('.') or path.name in _STYLE_CSVS:
+    if path.name in _STYLE_CSVS:
       continue
     if len(rel.parts) < 2:
       ignored['not inside a label folder'].append(str(rel))
@@ -122,10 +124,11 @@ def _scan_wikiart_csv(root: pathlib.Path, style_names: Sequence[str]) -> Paintin
           continue
         where = f'{csv_path.name}:{line_no}'
         rel, label = row[0].strip(), _style_label(row[1] if len(row) > 1 else '', style_names)
+        problem = entries.problem(root / rel)
         if label is None:
           ignored['bad csv row'].append(f'{where}: {",".join(row)}')
-        elif not (root / rel).is_file():
-          ignored['listed in csv but missing'].append(rel)
+        elif problem is not None:
+          ignored[_csv_reason(problem)].append(rel)
         elif rel not in seen:
           seen.add(rel)
           items.append(PaintingItem(rel, label, FilePainting(str(root / rel))))
@@ -152,6 +155,10 @@ def _scan_parquet(root: pathlib.Path, style_names: Sequence[str]) -> PaintingSca
       else:
         items.append(PaintingItem(f'{rel}#{row:07d}', label, ParquetPainting(str(path), row)))
   return PaintingScan('parquet', items, dict(ignored))
+
+
+def _csv_reason(problem: str) -> str:
+  return 'listed in csv but missing' if problem == entries.MISSING else f'listed in csv: {problem}'
 
 
 def _style_label(value, style_names: Sequence[str]) -> str | None:

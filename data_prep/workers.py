@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import ctypes
 import dataclasses
 import functools
 import multiprocessing
 import os
 import pathlib
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -222,7 +225,10 @@ def parallel_map(
       return results
     context = _pool_context()
     with concurrent.futures.ProcessPoolExecutor(
-      min(workers, len(jobs)), mp_context=context, initializer=_one_native_thread
+      min(workers, len(jobs)),
+      mp_context=context,
+      initializer=_init_worker,
+      initargs=(os.getpid(),),
     ) as pool:
       futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
       try:
@@ -237,10 +243,43 @@ def parallel_map(
   return results
 
 
-def _one_native_thread() -> None:
+def _init_worker(parent_pid: int) -> None:
   from threadpoolctl import threadpool_limits
 
   threadpool_limits(limits=1)
+  _exit_with_parent(parent_pid)
+
+
+# A parent killed outright (kill -9, the OOM killer) runs no cleanup: its pool's workers would
+# live on as orphans, still reading and computing, then wait forever on a queue nobody feeds.
+_PR_SET_PDEATHSIG = 1
+_PARENT_POLL_S = 1.0
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+  """Make this worker die with `parent_pid`: the kernel's parent-death signal on Linux, and
+  everywhere a daemon thread that notices the worker being re-parented."""
+  if sys.platform == 'linux':
+    _set_parent_death_signal(signal.SIGKILL)
+  if os.getppid() != parent_pid:  # the parent died before the signal was armed
+    os._exit(1)
+  threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _set_parent_death_signal(sig: int) -> None:
+  # Delivered when the thread that forked this worker exits: parallel_map's caller, which
+  # outlives the pool (the pool's `with` block is inside it).
+  try:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+  except (OSError, AttributeError):  # no prctl in this libc: the watchdog thread still runs
+    pass
+
+
+def _watch_parent(parent_pid: int) -> None:
+  while os.getppid() == parent_pid:
+    time.sleep(_PARENT_POLL_S)
+  os._exit(1)  # no cleanup: a shard's temporary file is removed by the next build's claim
 
 
 def _pool_context():

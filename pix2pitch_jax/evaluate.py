@@ -5,12 +5,15 @@
 Writes <workdir>/eval/metrics_<step>.json and report_<step>.md and TensorBoard scalars under
 <workdir>/tensorboard/eval; trains and caches the era classifier in <workdir>/era_classifier/ on
 first use. Metrics and outputs: docs/evaluation.md.
+
+On many hosts, start the same command on every host with JAX_COORDINATOR_ADDRESS,
+JAX_NUM_PROCESSES, JAX_PROCESS_ID (or PIX2PITCH_DISTRIBUTED=1): each host scores its share of
+the examples and process 0 writes the one report (docs/evaluation.md).
 """
 
 from absl import flags
 
 from pix2pitch_jax.core import cli
-from pix2pitch_jax.evaluation import job as evaluation_job
 
 _WORKDIR = flags.DEFINE_string(
   'workdir', None, 'Training workdir (config.json, checkpoints/).', required=True
@@ -18,12 +21,19 @@ _WORKDIR = flags.DEFINE_string(
 _CHECKPOINT = flags.DEFINE_string('checkpoint', 'latest', "'latest' or a step number.")
 _SPLIT = flags.DEFINE_string('split', 'test', 'Dataset split to evaluate on.')
 _MAX_EXAMPLES = flags.DEFINE_integer('max_examples', None, 'Evaluate on the first N examples.')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 8, 'Batch size (rounded up to the device count).')
+_BATCH_SIZE = flags.DEFINE_integer(
+  'batch_size', 8, 'Batch size per process (rounded up to its device count).'
+)
 _GL_ITERS = flags.DEFINE_integer('griffin_lim_iters', 32, 'Griffin-Lim iterations per clip.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Griffin-Lim initial phases.')
 
 
 def main() -> None:
+  from pix2pitch_jax.runtime import sharding  # JAX only after flag parsing
+
+  sharding.maybe_initialize_distributed()  # before any other JAX call
+  from pix2pitch_jax.evaluation import job as evaluation_job
+
   result = evaluation_job.evaluate(
     _WORKDIR.value,
     cli.parse_checkpoint(_CHECKPOINT.value),
@@ -33,6 +43,8 @@ def main() -> None:
     griffin_lim_iters=_GL_ITERS.value,
     seed=_SEED.value,
   )
+  if not sharding.is_main_process():
+    return
   print(open(result['report_md'], encoding='utf-8').read())
   print(f'metrics: {result["metrics_json"]}\nreport:  {result["report_md"]}')
 

@@ -5,13 +5,18 @@
 
 Writes <out>/<name>.wav, <name>_mel.png, <name>_painting.png (and, for a split, the reference
 <name>_reference.wav) plus <out>/index.html, a page to look and listen. Files that are not
-readable images are reported and skipped. Same seed, same audio.
+readable images are reported and skipped. Same seed, same audio. Stopped and started again, it
+skips the inputs it has finished.
+
+On many hosts, start the same command on every host with JAX_COORDINATOR_ADDRESS,
+JAX_NUM_PROCESSES, JAX_PROCESS_ID (or PIX2PITCH_DISTRIBUTED=1 on SLURM / Cloud TPU) and an --out
+every host can write (a shared file system or a gs:// bucket): each host generates its share and
+process 0 writes one index.html and manifest.json; see docs/evaluation.md.
 """
 
 from absl import flags
 
 from pix2pitch_jax.core import cli
-from pix2pitch_jax.generation import job as generation_job
 
 _WORKDIR = flags.DEFINE_string(
   'workdir', None, 'Training workdir (config.json, checkpoints/).', required=True
@@ -23,7 +28,9 @@ _CHECKPOINT = flags.DEFINE_string('checkpoint', 'latest', "'latest' or a step nu
 _MAX_EXAMPLES = flags.DEFINE_integer('max_examples', None, 'Use only the first N inputs.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Griffin-Lim initial phases.')
 _GL_ITERS = flags.DEFINE_integer('griffin_lim_iters', 64, 'Griffin-Lim iterations per clip.')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 8, 'Batch size (rounded up to the device count).')
+_BATCH_SIZE = flags.DEFINE_integer(
+  'batch_size', 8, 'Batch size per process (rounded up to its device count).'
+)
 _ERA = flags.DEFINE_string(
   'era',
   None,
@@ -35,6 +42,11 @@ flags.mark_flags_as_mutual_exclusive(['images', 'split'], required=True)
 
 
 def main() -> None:
+  from pix2pitch_jax.runtime import sharding  # JAX only after flag parsing
+
+  sharding.maybe_initialize_distributed()  # before any other JAX call
+  from pix2pitch_jax.generation import job as generation_job
+
   result = generation_job.generate(
     _WORKDIR.value,
     _OUT.value,
@@ -47,6 +59,8 @@ def main() -> None:
     batch_size=_BATCH_SIZE.value,
     era=_ERA.value,
   )
+  if not sharding.is_main_process():
+    return
   for path, reason in result['skipped']:
     print(f'skipped {path}: {reason}')
   print(f'{result["count"]} clip(s) from step {result["step"]}; open {result["index_html"]}')

@@ -9,7 +9,8 @@ Only the generator item of a checkpoint (parameters + BatchNorm running statisti
 only the generator is built: no discriminator, no optimizer state, nothing of the training loop.
 Generation is deterministic: running BN averages, dropout off (pix2pix's `--eval` mode). Inputs
 go through fixed-size batches sharded over all local devices (`sharding.map_in_batches`), so a
-set of any size compiles once and is padded once.
+set of any size compiles once and is padded once. In a multi-process job every process restores
+its own copy onto its own devices and generates its own share of the inputs.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class LoadedGenerator:
     self.config, self.step, self.meta, self.mesh = config, step, meta, mesh
     self.image_size = config.image_size
     self.variables = variables  # generator params + BN stats, laid out over the mesh
-    self._era_conditioned = bool(config.model.era_conditioning)
+    self.era_conditioned = bool(config.model.era_conditioning)
     data = sharding.data_sharding(mesh)
     self._apply = jax.jit(
       functools.partial(_generate, graphdef),
@@ -76,7 +77,7 @@ class LoadedGenerator:
       raise ValueError(f'paintings must be uint8, got {paintings.dtype}')
     b = paintings.shape[0]
     if eras is None:
-      if self._era_conditioned:
+      if self.era_conditioned:
         raise ValueError('this generator is era-conditioned: pass eras (B,) ints')
       eras = np.zeros((b,), np.int32)
     eras = np.asarray(eras, np.int32)
@@ -116,10 +117,11 @@ def load_generator(
   *,
   num_devices: int | None = None,
 ) -> LoadedGenerator:
-  """Restore the generator of `workdir`'s checkpoint (`'latest'` or a step number)."""
+  """Restore the generator of `workdir`'s checkpoint (`'latest'` or a step number) onto this
+  process's devices (the first `num_devices` of them)."""
   config = read_config(workdir)
   meta = records.read_meta(config.data_dir)
-  mesh = sharding.make_mesh(num_devices)
+  mesh = sharding.make_mesh(num_devices, local=True)
   graphdef, abstract = pix2pix.abstract_generator(config, len(meta.era_names))
   # Laid out as in training: replicated, or FSDP-sharded when the run needed that for memory.
   shardings = sharding.state_shardings(abstract, mesh, config.fsdp)
@@ -157,20 +159,26 @@ def mels_to_audio(
   seed: int = 0,
   batch_size: int = DEFAULT_BATCH_SIZE,
   mesh: jax.sharding.Mesh | None = None,
+  indices: np.ndarray | None = None,
+  progress: str | None = 'Griffin-Lim',
 ) -> np.ndarray:
   """Mel images (N, S, S) -> audio (N, clip_samples) by Griffin-Lim, in sharded batches.
 
-  Clip i's initial phase comes from fold_in(seed, i): it depends only on the seed and the clip's
-  index, not on the batch it landed in.
+  Clip i's initial phase comes from fold_in(seed, indices[i]) (default indices: 0..N-1): it
+  depends only on the seed and the clip's index in the whole set, not on the batch it landed in
+  nor on the host that computed it.
   """
 
   def to_audio(mels, index):
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(index)
     return inverse.mel_image_to_audio(mels, params, n_iter=n_iter, key=keys)
 
-  arrays = {'mels': np.asarray(mels, np.float32), 'index': np.arange(len(mels), dtype=np.int32)}
+  index = np.arange(len(mels)) if indices is None else np.asarray(indices)
+  if index.shape != (len(mels),):
+    raise ValueError(f'indices must have shape ({len(mels)},), got {index.shape}')
+  arrays = {'mels': np.asarray(mels, np.float32), 'index': index.astype(np.int32)}
   return sharding.map_in_batches(
-    to_audio, arrays, batch_size=batch_size, mesh=mesh, progress='Griffin-Lim'
+    to_audio, arrays, batch_size=batch_size, mesh=mesh, progress=progress
   )
 
 

@@ -104,6 +104,7 @@ class TinyRuleGenerator:
     self.image_size = self.meta.image_size
     self.step = step
     self.mesh = None  # batches stay on the host
+    self.era_conditioned = False
 
   def generate(self, paintings, eras=None, *, batch_size=8, progress=None):
     del eras, batch_size, progress

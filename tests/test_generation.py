@@ -84,3 +84,49 @@ def test_generate_argument_errors(stub_workdir, tmp_path):
   assert cli.parse_checkpoint('12') == 12
   with pytest.raises(ValueError, match='step number'):
     cli.parse_checkpoint('best')
+
+
+def test_generate_again_skips_finished_inputs(stub_workdir, tmp_path):
+  out = tmp_path / 'out'
+  kw = dict(split='test', griffin_lim_iters=4, seed=1)
+  half = generation_job.generate(stub_workdir, out, max_examples=2, **kw)
+  assert half['count'] == half['generated_now'] == 2
+  mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob('*.wav')}
+  full = generation_job.generate(stub_workdir, out, **kw)
+  assert full['count'] == 4 and full['generated_now'] == 2
+  for name, mtime in mtimes.items():
+    assert (out / name).stat().st_mtime_ns == mtime, f'{name} was written again'
+  assert generation_job.generate(stub_workdir, out, **kw)['generated_now'] == 0
+  # Other settings start over, and the records of the old ones go.
+  assert generation_job.generate(stub_workdir, out, **dict(kw, seed=2))['generated_now'] == 4
+  assert len(list((out / generation_job.RECORDS_DIR).iterdir())) == 1
+  manifest = json.loads((out / 'manifest.json').read_text())
+  assert manifest['seed'] == 2 and len(manifest['entries']) == 4
+
+
+def test_a_run_stopped_mid_item_resumes_from_the_finished_ones(stub_workdir, tmp_path, monkeypatch):
+  out = tmp_path / 'out'
+  kw = dict(split='test', griffin_lim_iters=4, batch_size=1)
+  monkeypatch.setattr(generation_job, 'CHUNK_BATCHES', 1)  # one input per record
+  write = generation_job._write_atomic
+  written = []
+
+  def dies_on_the_eighth_file(path, data):
+    # Input 0: 5 files and its record; input 1: stopped between its 2nd file's write and rename.
+    written.append(path.name)
+    if len(written) == 8:
+      path.with_name(f'.{path.name}.tmp-0').write_bytes(data[:10])
+      raise KeyboardInterrupt
+    write(path, data)
+
+  monkeypatch.setattr(generation_job, '_write_atomic', dies_on_the_eighth_file)
+  with pytest.raises(KeyboardInterrupt):
+    generation_job.generate(stub_workdir, out, **kw)
+  monkeypatch.setattr(generation_job, '_write_atomic', write)
+  assert not (out / 'te1_mel.png').exists() and (out / 'te1_painting.png').exists()
+  mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob('te0*')}
+  assert len(mtimes) == 5
+  result = generation_job.generate(stub_workdir, out, **kw)
+  assert result['count'] == 4 and result['generated_now'] == 3
+  assert {p.name: p.stat().st_mtime_ns for p in out.glob('te0*')} == mtimes
+  assert Image.open(out / 'te1_mel.png').size == (32, 32)

@@ -47,3 +47,11 @@ def test_check_global_batch():
   sharding.check_global_batch(16, mesh)
   with pytest.raises(ValueError, match='divisible'):
     sharding.check_global_batch(12, mesh)
+
+
+def test_local_mesh_and_host_rows_of_one_process():
+  assert sharding.make_mesh(local=True).devices.tolist() == jax.local_devices()
+  assert sharding.make_mesh(3, local=True).size == 3
+  np.testing.assert_array_equal(sharding.host_rows(5), np.arange(5))
+  assert sharding.is_main_process()
+  sharding.barrier('a no-op with one process')

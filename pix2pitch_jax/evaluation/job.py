@@ -15,6 +15,13 @@ included, so every system goes through the same vocoder. Generation, the spectro
 Griffin-Lim run in fixed-size batches sharded over all local devices ('data' mesh axis); set-level
 statistics (Fréchet, diversity, descriptors, transcription) run on the host.
 
+On many hosts (`jax.distributed`, started by the main) each process scores every system on its
+share of the examples (rows i with i % process_count == process_index: generation, Griffin-Lim,
+per-example metrics, classifier outputs, descriptors, note scores) and hands them to process 0
+through part files in the workdir; process 0 computes the set-level metrics on all of them and
+writes the outputs. Process 0 alone trains the era classifier when the cache lacks it; the others
+load it once it is saved. The training-split summary the baselines use is read in shares too.
+
 Outputs: <workdir>/eval/metrics_<step>.json, <workdir>/eval/report_<step>.md, TensorBoard scalars
 under <workdir>/tensorboard/eval ('<system>/<metric>', with a few mels and clips of each system),
 and the era classifier cached in <workdir>/era_classifier/ (trained on the dataset's real training
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import io
 import json
 import math
 import os
@@ -34,6 +42,7 @@ from typing import Any
 import jax
 import numpy as np
 from absl import logging
+from etils import epath
 
 from pix2pitch_jax import inference
 from pix2pitch_jax.audio import spectrogram, transcription
@@ -90,22 +99,40 @@ class EvalSet:
 
 
 def load_eval_set(
-  data_dir: str | os.PathLike, split: str, max_examples: int | None = None
+  data_dir: str | os.PathLike,
+  split: str,
+  max_examples: int | None = None,
+  *,
+  rows: np.ndarray | None = None,
 ) -> EvalSet:
-  data = records.read_split(
-    data_dir,
-    split,
-    max_examples=max_examples,
-    fields=('painting', 'mel', 'era', 'painting_id', 'notes_json'),
-  )
+  """The split's first `max_examples` examples, or the examples at `rows` (a host's share)."""
+  if rows is None:
+    data = records.read_split(
+      data_dir,
+      split,
+      max_examples=max_examples,
+      fields=('painting', 'mel', 'era', 'painting_id', 'notes_json'),
+    )
+    return EvalSet(
+      data['painting'], data['mel'], data['era'], data['painting_id'], data['notes_json']
+    )
+  source = records.open_split(data_dir, split)
+  examples = [source[int(i)] for i in rows]
   return EvalSet(
-    data['painting'], data['mel'], data['era'], data['painting_id'], data['notes_json']
+    np.stack([np.asarray(e['painting']) for e in examples]).astype(np.uint8),
+    np.stack([np.asarray(e['mel']) for e in examples]).astype(np.float32),
+    np.asarray([e['era'] for e in examples], np.int32),
+    [e.get('painting_id', '') or '' for e in examples],
+    [e.get('notes_json', '') or '' for e in examples],
   )
 
 
 # ------------------------------------------------------------------------------------------------
 # Baselines.
 # ------------------------------------------------------------------------------------------------
+
+
+FEATURE_DIM = 8 * 8 * 3 + 8 * 3  # `painting_features`: thumbnail + colour histograms
 
 
 def painting_features(paintings: np.ndarray) -> np.ndarray:
@@ -142,18 +169,26 @@ def summarize_training_split(
   data_dir: str | os.PathLike, num_eras: int, split: str = 'train'
 ) -> TrainingSummary:
   source = records.open_split(data_dir, split)
-  features, sums, counts = [], None, np.zeros(num_eras)
-  for i in range(len(source)):
-    example = source[i]
-    features.append(painting_features(example['painting'][None])[0])
-    mel = np.asarray(example['mel'], np.float64)
-    sums = np.zeros((num_eras,) + mel.shape) if sums is None else sums
-    sums[example['era']] += mel
-    counts[example['era']] += 1
-  if sums is None:
+  if not len(source):
     raise ValueError(f'the {split!r} split of {data_dir} is empty: no baselines without it')
+  mel_size = np.asarray(source[0]['mel']).shape[0]
+  features, sums, counts = _training_sums(source, np.arange(len(source)), num_eras, mel_size)
   era_means = (sums / np.maximum(counts, 1)[:, None, None]).astype(np.float32)
-  return TrainingSummary(np.stack(features), era_means, str(data_dir), split)
+  return TrainingSummary(features, era_means, str(data_dir), split)
+
+
+def _training_sums(
+  source, rows: np.ndarray, num_eras: int, mel_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Painting features of `rows` of a split, and their mels summed and counted per era."""
+  features = np.zeros((len(rows), FEATURE_DIM), np.float32)
+  sums, counts = np.zeros((num_eras, mel_size, mel_size)), np.zeros(num_eras)
+  for k, i in enumerate(rows):
+    example = source[int(i)]
+    features[k] = painting_features(example['painting'][None])[0]
+    sums[example['era']] += np.asarray(example['mel'], np.float64)
+    counts[example['era']] += 1
+  return features, sums, counts
 
 
 def retrieval_mels(summary: TrainingSummary, paintings: np.ndarray) -> np.ndarray:
@@ -173,32 +208,15 @@ def era_mean_mels(summary: TrainingSummary, eras: np.ndarray) -> np.ndarray:
 # Scoring.
 # ------------------------------------------------------------------------------------------------
 
+SPECTROGRAM_METRICS = IMAGE_METRICS + ('griffin_lim_consistency',)
+
 
 @dataclasses.dataclass
 class Rendered:
-  """One system's mels with what is derived from them: audio, classifier outputs."""
+  """One system's mels with their Griffin-Lim audio (what TensorBoard shows of it)."""
 
   mels: np.ndarray
   clips: np.ndarray
-  predicted_eras: np.ndarray
-  embeddings: np.ndarray
-
-
-def render(
-  mels: np.ndarray,
-  params: spectrogram.MelParams,
-  classifier: era_model.TrainedEraClassifier,
-  *,
-  n_iter: int,
-  seed: int,
-  batch_size: int,
-  mesh,
-) -> Rendered:
-  """Griffin-Lim audio, predicted eras and classifier embeddings of a set of mels."""
-  clips = inference.mels_to_audio(
-    mels, params, n_iter=n_iter, seed=seed, batch_size=batch_size, mesh=mesh
-  )
-  return Rendered(mels, clips, classifier.predict(mels), classifier.embed(mels))
 
 
 def _mean(values: np.ndarray) -> float:
@@ -207,12 +225,18 @@ def _mean(values: np.ndarray) -> float:
 
 
 def per_example_metrics(
-  reference: EvalSet, system: Rendered, params: spectrogram.MelParams, *, batch_size: int, mesh
+  reference_mels: np.ndarray,
+  mels: np.ndarray,
+  clips: np.ndarray,
+  params: spectrogram.MelParams,
+  *,
+  batch_size: int,
+  mesh,
 ) -> dict[str, np.ndarray]:
   """Spectrogram metrics vs the reference and Griffin-Lim consistency, one value per example."""
   return sharding.map_in_batches(
     functools.partial(_spectrogram_metrics, params=params),
-    {'reference': reference.mels, 'generated': system.mels, 'clips': system.clips},
+    {'reference': reference_mels, 'generated': mels, 'clips': clips},
     batch_size=batch_size,
     mesh=mesh,
   )
@@ -248,50 +272,92 @@ def note_metrics(
   return {k: np.asarray([s[k] for s in scores]) for k in NOTE_METRICS} | {'rows': np.asarray(rows)}
 
 
-def score_system(
+def score_rows(
   reference: EvalSet,
-  real: Rendered,
-  system: Rendered,
+  mels: np.ndarray,
   params: spectrogram.MelParams,
-  era_names: Sequence[str],
+  classifier: era_model.TrainedEraClassifier,
   *,
+  real: bool,
+  indices: np.ndarray,
+  n_iter: int,
+  seed: int,
   batch_size: int,
   mesh,
-) -> dict[str, Any]:
-  """All metrics of one system, overall and per era."""
-  per_example = per_example_metrics(reference, system, params, batch_size=batch_size, mesh=mesh)
-  per_example['era_correct'] = (system.predicted_eras == reference.eras).astype(np.float64)
-  notes = note_metrics(reference.notes_json, system.mels, params)
-  out: dict[str, Any] = {k: _mean(v) for k, v in per_example.items() if k != 'era_correct'}
-  out['era_accuracy'] = _mean(per_example['era_correct'])
-  out['frechet_distance'] = metrics.frechet_distance(real.embeddings, system.embeddings)
-  out.update(
-    metrics.descriptor_statistics(
-      metrics.audio_descriptors(real.clips, params.sample_rate),
-      metrics.audio_descriptors(system.clips, params.sample_rate),
-    )
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """Everything per example of one system on some rows of the set (a host's share): its mels, the
+  classifier's era and embedding, spectrogram metrics (consistency alone for the real mels), the
+  audio descriptors and note scores (NaN where the example has no notes). Also the clips.
+
+  `indices` are the rows' positions in the whole set: clip i's Griffin-Lim phase is
+  fold_in(seed, indices[i]) whichever host renders it.
+  """
+  clips = inference.mels_to_audio(
+    mels, params, n_iter=n_iter, seed=seed, batch_size=batch_size, mesh=mesh, indices=indices
   )
+  out = {
+    'mels': np.asarray(mels, np.float32),
+    'predicted_era': classifier.predict(mels),
+    'embedding': classifier.embed(mels),
+    **metrics.audio_descriptors(clips, params.sample_rate),
+  }
+  if real:
+    out['griffin_lim_consistency'] = sharding.map_in_batches(
+      functools.partial(_consistency, params=params),
+      {'images': mels, 'clips': clips},
+      batch_size=batch_size,
+      mesh=mesh,
+    )
+  else:
+    out.update(
+      per_example_metrics(reference.mels, mels, clips, params, batch_size=batch_size, mesh=mesh)
+    )
+  notes = note_metrics(reference.notes_json, mels, params)
+  out['has_notes'] = np.zeros(len(mels), bool)
+  for k in NOTE_METRICS:
+    out[k] = np.full(len(mels), np.nan)
+    if notes is not None:
+      out[k][notes['rows']] = notes[k]
   if notes is not None:
-    out.update({k: _mean(notes[k]) for k in NOTE_METRICS})
+    out['has_notes'][notes['rows']] = True
+  return out, clips
+
+
+def _descriptors(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  return {k: rows[k] for k in metrics.DESCRIPTORS + ('chroma',)}
+
+
+def score_system(
+  eras: np.ndarray, real: dict[str, np.ndarray], system: dict[str, np.ndarray], era_names
+) -> dict[str, Any]:
+  """All metrics of one system, overall and per era, from `score_rows` of every example."""
+  per_example = {k: system[k] for k in SPECTROGRAM_METRICS}
+  correct = (system['predicted_era'] == eras).astype(np.float64)
+  notes = system['has_notes']
+  out: dict[str, Any] = {k: _mean(v) for k, v in per_example.items()}
+  out['era_accuracy'] = _mean(correct)
+  out['frechet_distance'] = metrics.frechet_distance(real['embedding'], system['embedding'])
+  out.update(metrics.descriptor_statistics(_descriptors(real), _descriptors(system)))
+  if notes.any():
+    out.update({k: _mean(system[k][notes]) for k in NOTE_METRICS})
   per_era = {}
   for era, name in enumerate(era_names):
-    rows = reference.eras == era
+    rows = eras == era
     if not rows.any():
       continue
-    entry = {k: _mean(v[rows]) for k, v in per_example.items() if k != 'era_correct'}
+    entry = {k: _mean(v[rows]) for k, v in per_example.items()}
     entry['count'] = int(rows.sum())
-    entry['era_accuracy'] = _mean(per_example['era_correct'][rows])
+    entry['era_accuracy'] = _mean(correct[rows])
     entry['frechet_distance'] = metrics.frechet_distance(
-      real.embeddings[rows], system.embeddings[rows]
+      real['embedding'][rows], system['embedding'][rows]
     )
-    entry['diversity'] = metrics.mean_pairwise_distance(system.mels[rows])
-    real_diversity = metrics.mean_pairwise_distance(real.mels[rows])
+    entry['diversity'] = metrics.mean_pairwise_distance(system['mels'][rows])
+    real_diversity = metrics.mean_pairwise_distance(real['mels'][rows])
     entry['diversity_ratio'] = (
       entry['diversity'] / real_diversity if real_diversity > 0 else float('nan')
     )
-    if notes is not None:
-      in_era = np.isin(notes['rows'], np.nonzero(rows)[0])
-      entry.update({k: _mean(notes[k][in_era]) for k in NOTE_METRICS})
+    if notes.any():
+      entry.update({k: _mean(system[k][notes & rows]) for k in NOTE_METRICS})
     per_era[name] = entry
   out['diversity'] = _nanmean([e['diversity'] for e in per_era.values()])
   out['diversity_ratio'] = _nanmean([e['diversity_ratio'] for e in per_era.values()])
@@ -304,42 +370,119 @@ def _nanmean(values: Sequence[float]) -> float:
   return float(np.mean(values)) if values else float('nan')
 
 
-def score_real(
-  reference: EvalSet,
-  real: Rendered,
-  params: spectrogram.MelParams,
-  era_names: Sequence[str],
-  *,
-  batch_size: int,
-  mesh,
-) -> dict[str, Any]:
+def score_real(eras: np.ndarray, real: dict[str, np.ndarray], era_names) -> dict[str, Any]:
   """Ceilings and floors: the classifier, transcription and consistency on the real mels."""
-  consistency = sharding.map_in_batches(
-    functools.partial(_consistency, params=params),
-    {'images': real.mels, 'clips': real.clips},
-    batch_size=batch_size,
-    mesh=mesh,
-  )
-  correct = real.predicted_eras == reference.eras
+  correct = real['predicted_era'] == eras
+  notes = real['has_notes']
   out: dict[str, Any] = {
     'era_accuracy': _mean(correct),
-    'griffin_lim_consistency': _mean(consistency),
+    'griffin_lim_consistency': _mean(real['griffin_lim_consistency']),
   }
-  notes = note_metrics(reference.notes_json, real.mels, params)
-  if notes is not None:
-    out.update({k: _mean(notes[k]) for k in NOTE_METRICS})
+  if notes.any():
+    out.update({k: _mean(real[k][notes]) for k in NOTE_METRICS})
   per_era = {}
   for era, name in enumerate(era_names):
-    rows = reference.eras == era
+    rows = eras == era
     if rows.any():
       per_era[name] = {
         'count': int(rows.sum()),
         'era_accuracy': _mean(correct[rows]),
-        'diversity': metrics.mean_pairwise_distance(real.mels[rows]),
+        'diversity': metrics.mean_pairwise_distance(real['mels'][rows]),
       }
   out['diversity'] = _nanmean([e['diversity'] for e in per_era.values()])
   out['per_era'] = per_era
   return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Many hosts: shares of the rows, exchanged through part files in the workdir.
+# ------------------------------------------------------------------------------------------------
+
+
+class _Parts:
+  """Arrays each process computed, handed to process 0 (or to all) through `<folder>/`.
+
+  The workdir is shared by every host of a job (checkpoints are read from it), so files there
+  need no collective big enough for every mel of the set, and a host with no rows simply writes
+  none. With one process nothing touches the disk.
+  """
+
+  def __init__(self, folder: epath.Path):
+    self.folder = folder
+
+  def exchange(
+    self, name: str, arrays: dict[str, np.ndarray], *, everyone: bool = False
+  ) -> list[dict[str, np.ndarray]] | None:
+    """Every process's `arrays`, in process order, on process 0 (on every process with
+    `everyone`); None on the others."""
+    if jax.process_count() == 1:
+      return [arrays]
+    buf = io.BytesIO()
+    contents: dict[str, Any] = dict(arrays)
+    np.savez(buf, **contents)
+    self.folder.mkdir(parents=True, exist_ok=True)
+    path = self.folder / f'{name}-{jax.process_index()}.npz'
+    tmp = path.parent / f'.{path.name}.tmp'
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)
+    sharding.barrier(f'evaluation: {name}')
+    if not everyone and not sharding.is_main_process():
+      return None
+    parts = []
+    for process in range(jax.process_count()):
+      data = (self.folder / f'{name}-{process}.npz').read_bytes()
+      with np.load(io.BytesIO(data)) as npz:
+        parts.append({k: npz[k] for k in npz.files})
+    return parts
+
+  def remove(self) -> None:
+    if sharding.is_main_process() and self.folder.exists():
+      self.folder.rmtree()
+
+
+def _assemble(parts: Sequence[dict[str, np.ndarray]], n: int) -> dict[str, np.ndarray]:
+  """Per-row arrays of every process (each with its 'rows') -> arrays of all `n` rows in order."""
+  shapes = next(p for p in parts if len(p['rows']))
+  out = {k: np.empty((n,) + v.shape[1:], v.dtype) for k, v in shapes.items() if k != 'rows'}
+  for part in parts:
+    for k in out:
+      out[k][part['rows']] = part[k]
+  return out
+
+
+def _shared_era_classifier(
+  out_dir: epath.Path, data_dir: str, config: era_model.ClassifierConfig
+) -> era_model.TrainedEraClassifier:
+  """Process 0 loads or trains the cached classifier; the others load it once it is saved."""
+  classifier = None
+  if sharding.is_main_process():
+    classifier = era_classifier.load_or_train_era_classifier(out_dir, data_dir, config=config)
+  sharding.barrier('evaluation: era classifier ready')
+  return classifier if classifier is not None else inference.load_era_classifier(out_dir)
+
+
+def _training_summary(
+  data_dir: str, num_eras: int, mel_size: int, parts: _Parts, split: str = 'train'
+) -> TrainingSummary:
+  """`summarize_training_split`, each process reading its share of the training split."""
+  source = records.open_split(data_dir, split)
+  if not len(source):
+    raise ValueError(f'the {split!r} split of {data_dir} is empty: no baselines without it')
+  rows = sharding.host_rows(len(source))
+  features, sums, counts = _training_sums(source, rows, num_eras, mel_size)
+  shared = parts.exchange(
+    'train_summary',
+    {'rows': rows, 'features': features, 'sums': sums, 'counts': counts},
+    everyone=True,
+  )
+  assert shared is not None
+  sums = np.sum([p['sums'] for p in shared], axis=0)
+  counts = np.sum([p['counts'] for p in shared], axis=0)
+  era_means = (sums / np.maximum(counts, 1)[:, None, None]).astype(np.float32)
+  assembled = _assemble(
+    [{'rows': p['rows'], 'features': p['features']} for p in shared], len(source)
+  )
+  return TrainingSummary(assembled['features'], era_means, str(data_dir), split)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -360,51 +503,126 @@ def evaluate(
 ) -> dict[str, Any]:
   """Score a checkpoint on a split against the baselines; write JSON, report and TensorBoard.
 
+  In a multi-process job every process calls this with the same arguments and scores its share
+  of the examples (`batch_size` is per process); process 0 computes the set-level metrics on all
+  of them and writes the outputs.
+
   Returns {'metrics': the JSON's content, 'metrics_json': path, 'report_md': path, 'step': int}.
   """
   paths = workdir_lib.Workdir(workdir)
   generator = inference.load_generator(workdir, checkpoint)
   data_dir = generator.config.data_dir
   params, era_names = generator.meta.mel_params, tuple(generator.meta.era_names)
-  classifier = era_classifier.load_or_train_era_classifier(
-    paths.era_classifier, data_dir, config=classifier_config
+  classifier = _shared_era_classifier(paths.era_classifier, data_dir, classifier_config)
+  parts = _Parts(paths.eval_dir / f'.parts_{generator.step}')
+  n = len(records.open_split(data_dir, split))
+  n = n if max_examples is None else min(n, max_examples)
+  if not n:
+    raise ValueError(f'split {split!r} of {data_dir} has no examples')
+  rows = sharding.host_rows(n)
+  logging.info(
+    'Evaluating step %d on %d %s examples (%d on process %d of %d).',
+    generator.step,
+    n,
+    split,
+    len(rows),
+    jax.process_index(),
+    jax.process_count(),
   )
-  reference = load_eval_set(data_dir, split, max_examples)
-  logging.info('Evaluating step %d on %d %s examples.', generator.step, len(reference), split)
-  mesh = generator.mesh
-  summary = summarize_training_split(data_dir, len(era_names))
+  summary = _training_summary(data_dir, len(era_names), params.image_size, parts)
+  scored, examples = _score_share(
+    generator,
+    classifier,
+    summary,
+    load_eval_set(data_dir, split, rows=rows) if len(rows) else None,
+    rows=rows,
+    n_iter=griffin_lim_iters,
+    seed=seed,
+    batch_size=batch_size,
+  )
+  gathered = parts.exchange('scores', {'rows': rows} | scored)
+  written = None
+  if gathered is not None:  # process 0
+    result: dict[str, Any] = {
+      'step': generator.step,
+      'split': split,
+      'num_examples': n,
+      'era_names': list(era_names),
+      'data_dir': str(data_dir),
+      'griffin_lim_iters': griffin_lim_iters,
+      'seed': seed,
+      'mel_params': params.to_dict(),
+      'classifier': classifier.info,
+      **_score_all(_assemble(gathered, n), era_names),
+    }
+    written = write_outputs(paths, result, examples=examples)
+  sharding.barrier('evaluation: outputs written')
+  parts.remove()
+  if written is not None:
+    return written
+  return {
+    'metrics': json.loads(paths.eval_metrics(generator.step).read_text()),
+    'metrics_json': os.fspath(paths.eval_metrics(generator.step)),
+    'report_md': os.fspath(paths.eval_report(generator.step)),
+    'step': generator.step,
+  }
+
+
+def _score_share(
+  generator: inference.LoadedGenerator,
+  classifier: era_model.TrainedEraClassifier,
+  summary: TrainingSummary,
+  reference: EvalSet | None,
+  *,
+  rows: np.ndarray,
+  n_iter: int,
+  seed: int,
+  batch_size: int,
+) -> tuple[dict[str, np.ndarray], dict[str, Rendered]]:
+  """`score_rows` of every system on this process's rows ('<system>/<name>' -> array), and the
+  first few mels and clips of each for TensorBoard. Nothing for a process without rows."""
+  if reference is None:
+    return {}, {}
   mels = {
+    'real': reference.mels,
     'model': generator.generate(
       reference.paintings, reference.eras, batch_size=batch_size, progress='generate mels'
     ),
     'retrieval': retrieval_mels(summary, reference.paintings),
     'era_mean': era_mean_mels(summary, reference.eras),
   }
-  render_kw: dict[str, Any] = dict(
-    n_iter=griffin_lim_iters, seed=seed, batch_size=batch_size, mesh=mesh
-  )
-  real = render(reference.mels, params, classifier, **render_kw)
-  rendered = {'real': real}
-  result: dict[str, Any] = {
-    'step': generator.step,
-    'split': split,
-    'num_examples': len(reference),
-    'era_names': list(era_names),
-    'data_dir': str(data_dir),
-    'griffin_lim_iters': griffin_lim_iters,
-    'seed': seed,
-    'mel_params': params.to_dict(),
-    'classifier': classifier.info,
-    'real': score_real(reference, real, params, era_names, batch_size=batch_size, mesh=mesh),
-  }
-  for name in SYSTEMS:
-    system = rendered[name] = render(mels[name], params, classifier, **render_kw)
-    result[name] = score_system(
-      reference, real, system, params, era_names, batch_size=batch_size, mesh=mesh
+  scored, examples = {'eras/era': reference.eras}, {}
+  for name, system_mels in mels.items():
+    arrays, clips = score_rows(
+      reference,
+      system_mels,
+      generator.meta.mel_params,
+      classifier,
+      real=name == 'real',
+      indices=rows,
+      n_iter=n_iter,
+      seed=seed,
+      batch_size=batch_size,
+      mesh=generator.mesh,
     )
+    scored |= {f'{name}/{k}': v for k, v in arrays.items()}
+    examples[name] = Rendered(system_mels[:TENSORBOARD_EXAMPLES], clips[:TENSORBOARD_EXAMPLES])
+  return scored, examples
+
+
+def _score_all(merged: dict[str, np.ndarray], era_names: Sequence[str]) -> dict[str, Any]:
+  """The metrics of 'real' and of every system from the rows of the whole set."""
+  by_system = {
+    s: {k.split('/', 1)[1]: v for k, v in merged.items() if k.startswith(f'{s}/')}
+    for s in ('real',) + SYSTEMS
+  }
+  eras = merged['eras/era']
+  result = {'real': score_real(eras, by_system['real'], era_names)}
+  for name in SYSTEMS:
+    result[name] = score_system(eras, by_system['real'], by_system[name], era_names)
     # The ceiling next to every system, so each block reads on its own.
     result[name]['era_accuracy_real'] = result['real']['era_accuracy']
-  return write_outputs(paths, result, examples=rendered)
+  return result
 
 
 def write_outputs(

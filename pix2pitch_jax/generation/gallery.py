@@ -110,21 +110,32 @@ def write_gallery(
   skipped: Sequence[tuple[str, str]] = (),
 ) -> pathlib.Path:
   """Write `<out_dir>/index.html` with one card per entry and a list of skipped inputs."""
+  path = pathlib.Path(out_dir) / workdir_lib.GALLERY_INDEX
+  page = render_gallery(entries, title=title, subtitle=subtitle, skipped=skipped)
+  path.write_text(page, encoding='utf-8')
+  return path
+
+
+def render_gallery(
+  entries: Sequence[GalleryEntry],
+  *,
+  title: str,
+  subtitle: str = '',
+  skipped: Sequence[tuple[str, str]] = (),
+) -> str:
+  """The page `write_gallery` writes, as text (to write it to any storage)."""
   e = lambda s: html.escape(str(s), quote=True)
   skipped_html = ''
   if skipped:
     items = ''.join(f'<li>{e(path)}: {e(reason)}</li>' for path, reason in skipped)
     skipped_html = f'<div class="skipped">Skipped {len(skipped)} input(s):<ul>{items}</ul></div>'
-  page = (
+  return (
     f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
     f'<title>{e(title)}</title><style>{_STYLE}</style></head><body>'
     f'<h1>{e(title)}</h1><div class="meta">{e(subtitle)}</div>'
     f'<div class="grid">{"".join(_card(x) for x in entries)}</div>{skipped_html}'
     f'<script>{_AUDIO_PROBE}</script></body></html>\n'
   )
-  path = pathlib.Path(out_dir) / workdir_lib.GALLERY_INDEX
-  path.write_text(page, encoding='utf-8')
-  return path
 
 
 # ------------------------------------------------------------------------------------------------

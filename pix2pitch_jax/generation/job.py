@@ -11,15 +11,26 @@ Output (flat, one stem per input):
     <out>/<stem>_reference_mel.png
     <out>/index.html             the listening page (gallery.py)
     <out>/manifest.json          what was generated from what, and what was skipped and why
+    <out>/.generation/<key>/     what is finished: one record per chunk of items (see below)
 
-Deterministic for a given seed: the Griffin-Lim phase of input i is drawn from fold_in(seed, i).
-Generation and Griffin-Lim run in fixed-size batches sharded over all local devices
-(`inference`).
+Inputs are numbered in listing order (every file of the folder, sorted; or the split's examples)
+and input i gets its Griffin-Lim phase from fold_in(seed, i): the audio of an input depends on the
+seed, not on the batch or the host that computed it. Generation and Griffin-Lim run in
+fixed-size batches sharded over the process's devices (`inference`).
+
+On many hosts (`jax.distributed`, started by the main) every process lists the same inputs, takes
+inputs i with i % process_count == process_index and writes their files into the shared output
+folder; then process 0 merges the records into one manifest and one page. A record lists the
+items of a chunk once all their files are in place (each file is written under a temporary name
+and renamed), so a run that is killed and started again, with any number of hosts, skips every
+finished input and redoes at most the chunk each host was in. Records live under a key of the
+settings (checkpoint step, seed, Griffin-Lim iterations, era, source): other settings start over.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
@@ -27,16 +38,22 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import numpy as np
 from absl import logging
+from etils import epath
+from tqdm import tqdm
 
 from pix2pitch_jax import inference
 from pix2pitch_jax.audio import spectrogram, wav
 from pix2pitch_jax.core import workdir as workdir_lib
-from pix2pitch_jax.data import records
+from pix2pitch_jax.data import batching, records
 from pix2pitch_jax.generation import gallery
+from pix2pitch_jax.runtime import sharding
 
 DEFAULT_BATCH_SIZE = inference.DEFAULT_BATCH_SIZE
+RECORDS_DIR = '.generation'
+CHUNK_BATCHES = 4  # batches per record: how much work a kill can cost
 
 
 # ------------------------------------------------------------------------------------------------
@@ -44,15 +61,25 @@ DEFAULT_BATCH_SIZE = inference.DEFAULT_BATCH_SIZE
 # ------------------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class PlannedInput:
+  """One input of the listing, before anything is decoded."""
+
+  index: int  # position in the listing: its Griffin-Lim phase is fold_in(seed, index)
+  stem: str  # file-name stem of its outputs, unique in the output folder
+  source: str  # the input file, or the painting id of a split example
+
+
 @dataclasses.dataclass
 class GenerationInput:
   """One painting to turn into music, wherever it came from."""
 
-  stem: str  # file-name stem of its outputs, unique in the output folder
-  source: str  # the input file, or the painting id of a split example
+  stem: str
+  source: str
   painting: np.ndarray  # uint8 (S, S, 3)
   era: int | None = None  # the dataset label, for split examples
   reference_mel: np.ndarray | None = None  # the dataset's mel, for split examples
+  index: int = 0
 
 
 def _safe_stem(text: str, taken: set[str]) -> str:
@@ -66,53 +93,151 @@ def _safe_stem(text: str, taken: set[str]) -> str:
   return unique
 
 
-def read_image_folder(
-  images_dir: str | os.PathLike,
-  image_size: int,
-  max_examples: int | None = None,
-) -> tuple[list[GenerationInput], list[tuple[str, str]]]:
-  """Every file under `images_dir` (recursively, hidden ones excepted) that decodes as an image.
-
-  Returns the inputs and the skipped files with the reason; a bad file never stops the run.
-  """
-  from pix2pitch_jax.data import images
-
+def _image_files(images_dir: str | os.PathLike) -> tuple[pathlib.Path, list[pathlib.Path]]:
   root = pathlib.Path(images_dir)
   if not root.is_dir():
     raise FileNotFoundError(f'--images={images_dir} is not a directory')
   hidden = lambda p: any(part.startswith('.') for part in p.relative_to(root).parts)
-  files = sorted(p for p in root.rglob('*') if p.is_file() and not hidden(p))
-  inputs: list[GenerationInput] = []
-  skipped: list[tuple[str, str]] = []
+  return root, sorted(p for p in root.rglob('*') if p.is_file() and not hidden(p))
+
+
+def plan_image_folder(
+  images_dir: str | os.PathLike, image_size: int, max_examples: int | None = None
+) -> list[PlannedInput]:
+  """Every file under `images_dir` (recursively, hidden ones excepted), numbered in order.
+
+  Files that turn out not to be images are skipped when they are read. With `max_examples` the
+  listing ends at the N-th file that decodes (each process finds it by decoding in order), so a
+  trial run is a prefix of the full run and a later full run reuses its outputs.
+  """
+  root, files = _image_files(images_dir)
+  if max_examples is not None:
+    readable, end = 0, 0
+    while end < len(files) and readable < max_examples:
+      readable += _load_image(files[end], image_size)[0] is not None
+      end += 1
+    files = files[:end]
   taken: set[str] = set()
-  for path in files:
-    if max_examples is not None and len(inputs) >= max_examples:
-      break
-    try:
-      painting = images.load_painting(path, image_size)
-    except (OSError, ValueError) as e:  # images.UnreadableImageError is an OSError
-      logging.warning('Skipping %s: %s', path, e)
-      skipped.append((str(path), f'{type(e).__name__}: {e}'))
+  return [
+    PlannedInput(i, _safe_stem(str(path.relative_to(root).with_suffix('')), taken), str(path))
+    for i, path in enumerate(files)
+  ]
+
+
+def plan_split(
+  data_dir: str | os.PathLike, split: str, max_examples: int | None = None
+) -> list[PlannedInput]:
+  """The examples of a dataset split (or its first `max_examples`), named by painting id."""
+  ids = records.read_split(data_dir, split, max_examples=max_examples, fields=('painting_id',))
+  taken: set[str] = set()
+  return [PlannedInput(i, _safe_stem(pid, taken), pid) for i, pid in enumerate(ids['painting_id'])]
+
+
+def _load_image(path: str | os.PathLike, image_size: int) -> tuple[np.ndarray | None, str]:
+  """The painting, or None and why the file cannot be one."""
+  from pix2pitch_jax.data import images
+
+  try:
+    return images.load_painting(path, image_size), ''
+  except (OSError, ValueError) as e:  # images.UnreadableImageError is an OSError
+    return None, f'{type(e).__name__}: {e}'
+
+
+def _load_chunk(
+  chunk: Sequence[PlannedInput], *, source: records.DecodedSource | None, image_size: int
+) -> tuple[list[GenerationInput], list[tuple[PlannedInput, str]]]:
+  """Decode a chunk of the listing (from the split `source`, else from image files): its inputs
+  and its unreadable files with the reason."""
+  inputs, skipped = [], []
+  for item in chunk:
+    if source is not None:
+      ex = source[item.index]
+      inputs.append(
+        GenerationInput(
+          item.stem,
+          item.source,
+          np.asarray(ex['painting'], np.uint8),
+          int(ex['era']),
+          np.asarray(ex['mel'], np.float32),
+          item.index,
+        )
+      )
       continue
-    rel = path.relative_to(root).with_suffix('')
-    inputs.append(GenerationInput(_safe_stem(str(rel), taken), str(path), painting))
+    painting, reason = _load_image(item.source, image_size)
+    if painting is None:
+      logging.warning('Skipping %s: %s', item.source, reason)
+      skipped.append((item, reason))
+    else:
+      inputs.append(GenerationInput(item.stem, item.source, painting, index=item.index))
   return inputs, skipped
 
 
-def read_split(
-  data_dir: str | os.PathLike, split: str, max_examples: int | None = None
-) -> list[GenerationInput]:
-  """The examples of a dataset split, with their era labels and reference mels."""
-  data = records.read_split(
-    data_dir, split, max_examples=max_examples, fields=('painting', 'mel', 'era', 'painting_id')
-  )
-  taken: set[str] = set()
-  return [
-    GenerationInput(
-      _safe_stem(pid, taken), pid, data['painting'][i], int(data['era'][i]), data['mel'][i]
-    )
-    for i, pid in enumerate(data['painting_id'])
-  ]
+# ------------------------------------------------------------------------------------------------
+# Records of finished items.
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Records:
+  """What the records of one settings key say: finished entries, skipped inputs, write counts."""
+
+  entries: dict[str, tuple[str, dict[str, Any]]]  # stem -> (source, GalleryEntry fields)
+  skipped: dict[str, tuple[str, str]]  # stem -> (source, reason)
+  writes: dict[str, int]  # stem -> how many records list it as generated
+
+  def done(self, item: PlannedInput) -> bool:
+    found = self.entries.get(item.stem)
+    return found is not None and found[0] == item.source
+
+
+def read_records(folder: str | os.PathLike) -> Records:
+  """Every record in `folder` (a settings key under `<out>/.generation/`)."""
+  out = Records({}, {}, {})
+  path_of_folder = workdir_lib.as_path(folder)
+  if not path_of_folder.exists():
+    return out
+  for path in sorted(path_of_folder.glob('chunk-*.json')):
+    record = json.loads(path.read_text())
+    for item in record['entries']:
+      out.entries[item['stem']] = (item['source'], item['entry'])
+      out.writes[item['stem']] = out.writes.get(item['stem'], 0) + 1
+    for item in record['skipped']:
+      out.skipped[item['stem']] = (item['source'], item['reason'])
+  return out
+
+
+def _write_record(
+  folder: epath.Path,
+  entries: Sequence[tuple[GenerationInput, gallery.GalleryEntry]],
+  skipped: Sequence[tuple[PlannedInput, str]],
+) -> None:
+  stems = [x.stem for x, _ in entries] + [item.stem for item, _ in skipped]
+  # Named by content: a later run never lists an item again, so never reuses a name.
+  name = f'chunk-{hashlib.sha1(json.dumps(stems).encode()).hexdigest()[:20]}.json'
+  record = {
+    'process': jax.process_index(),
+    'processes': jax.process_count(),
+    'entries': [
+      {'stem': x.stem, 'source': x.source, 'index': x.index, 'entry': dataclasses.asdict(e)}
+      for x, e in entries
+    ],
+    'skipped': [
+      {'stem': item.stem, 'source': item.source, 'index': item.index, 'reason': reason}
+      for item, reason in skipped
+    ],
+  }
+  _write_atomic(folder / name, json.dumps(record, indent=1).encode())
+
+
+def _write_atomic(path: epath.Path, data: bytes) -> None:
+  """Write under a temporary name, then rename: a killed run leaves no half-written file."""
+  tmp = path.parent / f'.{path.name}.tmp-{jax.process_index()}'
+  tmp.write_bytes(data)
+  tmp.replace(path)
+
+
+def _settings_key(settings: dict[str, Any]) -> str:
+  return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -140,16 +265,30 @@ def _conditioning_eras(
   return None
 
 
-def _predicted_eras(workdir: pathlib.Path, mels: np.ndarray) -> list[str] | None:
-  """Era names the cached era classifier hears in the mels; None when there is no classifier."""
+def _era_classifier(workdir: str | os.PathLike):
+  """The era classifier the evaluation job cached in the workdir, or None."""
   try:
-    classifier = inference.load_era_classifier(workdir_lib.Workdir(workdir).era_classifier)
+    return inference.load_era_classifier(workdir_lib.Workdir(workdir).era_classifier)
   except FileNotFoundError:
     logging.info(
       'No era classifier in %s (the evaluation job trains one): showing labels only.', workdir
     )
     return None
-  return [classifier.era_names[i] for i in classifier.predict(mels)]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+  """What every chunk of a run is generated with."""
+
+  workdir: str
+  generator: inference.LoadedGenerator
+  classifier: Any
+  out_dir: epath.Path
+  records_dir: epath.Path
+  seed: int
+  griffin_lim_iters: int
+  batch_size: int
+  era: str | None
 
 
 def generate(
@@ -168,93 +307,181 @@ def generate(
   """Turn a folder of images or a dataset split into WAVs, spectrogram PNGs and index.html.
 
   `era` (a name from the dataset's eras) conditions an era-conditioned generator on images from a
-  folder; split examples use their own label.
+  folder; split examples use their own label. `batch_size` is per process (rounded up to its
+  device count). In a multi-process job every process calls this with the same arguments.
 
-  Returns {'index_html', 'manifest', 'out_dir', 'step', 'count', 'skipped': [(path, reason)]}.
+  Returns {'index_html', 'manifest', 'out_dir', 'step', 'count', 'skipped': [(path, reason)],
+  'generated_now': inputs this process generated in this call (finished ones are skipped)}.
   """
   if (images_dir is None) == (split is None):
     raise ValueError('give exactly one of images_dir= and split=')
-  workdir, out_dir = pathlib.Path(workdir), pathlib.Path(out_dir)
-  generator = inference.load_generator(str(workdir), checkpoint)
-  params, era_names = generator.meta.mel_params, generator.meta.era_names
   if images_dir is not None:
-    inputs, skipped = read_image_folder(images_dir, generator.image_size, max_examples)
+    _image_files(images_dir)  # a missing folder is an error before any restore
+  generator = inference.load_generator(str(workdir), checkpoint)
+  era_names = generator.meta.era_names
+  if era is not None and era not in era_names:
+    raise ValueError(f"era {era!r} is not one of the dataset's eras {tuple(era_names)}")
+  if images_dir is not None and era is None and generator.era_conditioned:
+    raise ValueError(f'this generator is era-conditioned: give an era, one of {tuple(era_names)}')
+  data_dir = str(generator.config.data_dir)
+  if images_dir is not None:
+    plan = plan_image_folder(images_dir, generator.image_size, max_examples)
+    source = {'images': os.fspath(workdir_lib.as_path(images_dir))}
   elif split is not None:
-    inputs, skipped = read_split(generator.config.data_dir, split, max_examples), []
+    plan = plan_split(data_dir, split, max_examples)
+    source = {'split': split, 'data_dir': data_dir}
   else:  # excluded by the check above
     raise ValueError('give exactly one of images_dir= and split=')
-  if not inputs:
-    raise ValueError(
-      f'nothing to generate from {images_dir or split!r}: '
-      f'{len(skipped)} file(s) skipped, none readable'
-    )
-  logging.info(
-    'Generating music for %d painting(s) with the step-%d generator.', len(inputs), generator.step
-  )
-
-  mesh = generator.mesh
-  eras = _conditioning_eras(inputs, era, era_names)
-  mels = generator.generate(
-    np.stack([x.painting for x in inputs]), eras, batch_size=batch_size, progress='generate mels'
-  )
-  clips = inference.mels_to_audio(
-    mels, params, n_iter=griffin_lim_iters, seed=seed, batch_size=batch_size, mesh=mesh
-  )
-  references = None
-  if split is not None:
-    references = inference.mels_to_audio(
-      np.stack([_reference_mel(x) for x in inputs]),
-      params,
-      n_iter=griffin_lim_iters,
+  out = workdir_lib.as_path(out_dir)
+  key = _settings_key(
+    dict(
+      source,
+      workdir=os.fspath(workdir_lib.as_path(workdir)),
+      step=generator.step,
       seed=seed,
-      batch_size=batch_size,
-      mesh=mesh,
+      griffin_lim_iters=griffin_lim_iters,
+      era=era,
+      mel_params=generator.meta.mel_params.to_dict(),
     )
-  predicted = _predicted_eras(workdir, mels)
+  )
+  settings = _Settings(
+    workdir=os.fspath(workdir),
+    generator=generator,
+    classifier=_era_classifier(workdir),
+    out_dir=out,
+    records_dir=out / RECORDS_DIR / key,
+    seed=seed,
+    griffin_lim_iters=griffin_lim_iters,
+    batch_size=batch_size,
+    era=era,
+  )
+  generated = _generate_share(settings, plan, split=split)
+  sharding.barrier('generation: every share written')
+  title = f'Pix2Pitch: {"split " + split if split else images_dir}'
+  result = _merge(settings, plan, what=images_dir or split, title=title)
+  return dict(result, generated_now=generated)
 
-  out_dir.mkdir(parents=True, exist_ok=True)
-  entries = []
-  for i, x in enumerate(inputs):
-    entries.append(
+
+def _generate_share(s: _Settings, plan: Sequence[PlannedInput], *, split: str | None) -> int:
+  """Generate this process's unfinished inputs of `plan`, a record per chunk; how many."""
+  s.records_dir.mkdir(parents=True, exist_ok=True)
+  finished = read_records(s.records_dir)
+  todo = [plan[i] for i in sharding.host_rows(len(plan)) if not finished.done(plan[i])]
+  generator = s.generator
+  logging.info(
+    'Generating music for %d of %d input(s) (process %d of %d) with the step-%d generator.',
+    len(todo),
+    len(plan),
+    jax.process_index(),
+    jax.process_count(),
+    generator.step,
+  )
+  source = None if split is None else records.open_split(generator.config.data_dir, split)
+  devices = 1 if generator.mesh is None else generator.mesh.size
+  chunk_size = CHUNK_BATCHES * batching.round_up(s.batch_size, devices)
+  with tqdm(total=len(todo), desc='generate', unit='input', disable=not todo) as bar:
+    for start in range(0, len(todo), chunk_size):
+      chunk = todo[start : start + chunk_size]
+      inputs, skipped = _load_chunk(chunk, source=source, image_size=generator.image_size)
+      entries = _generate_chunk(s, inputs) if inputs else []
+      _write_record(s.records_dir, entries, skipped)
+      bar.update(len(chunk))
+  return len(todo)
+
+
+def _generate_chunk(
+  s: _Settings, inputs: Sequence[GenerationInput]
+) -> list[tuple[GenerationInput, gallery.GalleryEntry]]:
+  """Generate and write the files of a chunk of inputs; their gallery entries."""
+  generator, params = s.generator, s.generator.meta.mel_params
+  eras = _conditioning_eras(inputs, s.era, generator.meta.era_names)
+  mels = generator.generate(np.stack([x.painting for x in inputs]), eras, batch_size=s.batch_size)
+  audio_kw: dict[str, Any] = dict(
+    n_iter=s.griffin_lim_iters,
+    seed=s.seed,
+    batch_size=s.batch_size,
+    mesh=generator.mesh,
+    indices=np.asarray([x.index for x in inputs]),
+    progress=None,
+  )
+  clips = inference.mels_to_audio(mels, params, **audio_kw)
+  references = None
+  if inputs[0].reference_mel is not None:
+    references = inference.mels_to_audio(
+      np.stack([_reference_mel(x) for x in inputs]), params, **audio_kw
+    )
+  predicted = None
+  if s.classifier is not None:
+    predicted = [s.classifier.era_names[i] for i in s.classifier.predict(mels)]
+  return [
+    (
+      x,
       _write_outputs(
-        out_dir,
+        s.out_dir,
         x,
         mel=mels[i],
         clip=clips[i],
         reference_clip=None if references is None else references[i],
         params=params,
-        era_names=era_names,
+        era_names=generator.meta.era_names,
         predicted_era=None if predicted is None else predicted[i],
-      )
+      ),
     )
-  title = f'Pix2Pitch: {"split " + split if split else images_dir}'
-  subtitle = (
-    f'{workdir} · step {generator.step} · {len(entries)} clip(s) of '
-    f'{params.clip_seconds:g} s at {params.sample_rate} Hz · Griffin-Lim '
-    f'{griffin_lim_iters} iterations · seed {seed}'
-  )
-  index_html = gallery.write_gallery(
-    out_dir, entries, title=title, subtitle=subtitle, skipped=skipped
-  )
-  manifest = out_dir / workdir_lib.GALLERY_MANIFEST
-  manifest.write_text(
-    json.dumps(
-      {
-        'workdir': str(workdir),
-        'step': generator.step,
-        'seed': seed,
-        'griffin_lim_iters': griffin_lim_iters,
-        'mel_params': params.to_dict(),
-        'entries': [dataclasses.asdict(e) for e in entries],
-        'skipped': [{'path': p, 'reason': r} for p, r in skipped],
-      },
-      indent=2,
+    for i, x in enumerate(inputs)
+  ]
+
+
+def _merge(s: _Settings, plan: Sequence[PlannedInput], *, what: Any, title: str) -> dict[str, Any]:
+  """One manifest and one page for the whole listing, from every process's records; written by
+  process 0, returned by every process."""
+  found = read_records(s.records_dir)
+  entries: list[gallery.GalleryEntry] = []
+  skipped: list[tuple[str, str]] = []
+  missing = []
+  for item in plan:
+    if found.done(item):
+      entries.append(gallery.GalleryEntry(**found.entries[item.stem][1]))
+    elif item.stem in found.skipped:
+      skipped.append((item.source, found.skipped[item.stem][1]))
+    else:
+      missing.append(item.source)
+  if missing:
+    raise RuntimeError(
+      f'{len(missing)} input(s) were neither generated nor skipped (first: {missing[0]}); '
+      f'records in {s.records_dir}: did a process fail?'
     )
-  )
+  if not entries:
+    raise ValueError(
+      f'nothing to generate from {what!r}: {len(skipped)} file(s) skipped, none readable'
+    )
+  generator, params = s.generator, s.generator.meta.mel_params
+  manifest = s.out_dir / workdir_lib.GALLERY_MANIFEST
+  index_html = s.out_dir / workdir_lib.GALLERY_INDEX
+  if sharding.is_main_process():
+    subtitle = (
+      f'{s.workdir} · step {generator.step} · {len(entries)} clip(s) of '
+      f'{params.clip_seconds:g} s at {params.sample_rate} Hz · Griffin-Lim '
+      f'{s.griffin_lim_iters} iterations · seed {s.seed}'
+    )
+    page = gallery.render_gallery(entries, title=title, subtitle=subtitle, skipped=skipped)
+    _write_atomic(index_html, page.encode('utf-8'))
+    manifest_data = {
+      'workdir': s.workdir,
+      'step': generator.step,
+      'seed': s.seed,
+      'griffin_lim_iters': s.griffin_lim_iters,
+      'mel_params': params.to_dict(),
+      'entries': [dataclasses.asdict(e) for e in entries],
+      'skipped': [{'path': p, 'reason': r} for p, r in skipped],
+    }
+    _write_atomic(manifest, json.dumps(manifest_data, indent=2).encode())
+    for stale in (s.out_dir / RECORDS_DIR).iterdir():
+      if stale.name != s.records_dir.name:  # records of other settings: their files are gone
+        stale.rmtree()
   return {
-    'index_html': str(index_html),
-    'manifest': str(manifest),
-    'out_dir': str(out_dir),
+    'index_html': os.fspath(index_html),
+    'manifest': os.fspath(manifest),
+    'out_dir': os.fspath(s.out_dir),
     'step': generator.step,
     'count': len(entries),
     'skipped': skipped,
@@ -262,7 +489,7 @@ def generate(
 
 
 def _write_outputs(
-  out_dir: pathlib.Path,
+  out_dir: epath.Path,
   x: GenerationInput,
   *,
   mel: np.ndarray,
@@ -272,21 +499,25 @@ def _write_outputs(
   era_names: Sequence[str],
   predicted_era: str | None,
 ) -> gallery.GalleryEntry:
-  from PIL import Image
-
   files = {
     'painting': f'{x.stem}_painting.png',
     'spectrogram': f'{x.stem}_mel.png',
     'audio': f'{x.stem}.wav',
   }
-  Image.fromarray(x.painting, mode='RGB').save(out_dir / files['painting'])
-  gallery.save_mel_png(mel, out_dir / files['spectrogram'])
-  wav.write_wav(out_dir / files['audio'], clip, params.sample_rate)
+  contents = {
+    'painting': records.png_bytes(x.painting),
+    'spectrogram': records.png_bytes(spectrogram.colorize_mel(mel)),
+    'audio': wav.wav_bytes(clip, params.sample_rate),
+  }
   if reference_clip is not None:
     files['reference_audio'] = f'{x.stem}_reference.wav'
     files['reference_spectrogram'] = f'{x.stem}_reference_mel.png'
-    wav.write_wav(out_dir / files['reference_audio'], reference_clip, params.sample_rate)
-    gallery.save_mel_png(_reference_mel(x), out_dir / files['reference_spectrogram'])
+    contents['reference_audio'] = wav.wav_bytes(reference_clip, params.sample_rate)
+    contents['reference_spectrogram'] = records.png_bytes(
+      spectrogram.colorize_mel(_reference_mel(x))
+    )
+  for name, data in contents.items():
+    _write_atomic(out_dir / files[name], data)
   return gallery.GalleryEntry(
     title=x.stem,
     source=x.source,

@@ -167,13 +167,35 @@ class StopSignal:
 # Single pytrees (small models saved next to a run, e.g. the era classifier).
 
 
+# These are saved and restored by one process alone, even in a multi-process job (process 0 trains
+# the era classifier, every process loads it): no barrier with the other processes.
+
+
 def save_pytree(path: str | os.PathLike, tree: Any) -> None:
-  """Save a pytree of arrays to `path` (a directory, replaced if it exists)."""
-  with ocp.StandardCheckpointer() as checkpointer:
-    checkpointer.save(workdir_lib.as_path(path), tree, force=True)
+  """Save a pytree of this process's arrays to `path` (a directory, replaced if it exists)."""
+  # As host copies: with several processes Orbax saves device arrays only as global arrays.
+  with ocp.StandardCheckpointer(multiprocessing_options=_this_process_only()) as checkpointer:
+    checkpointer.save(workdir_lib.as_path(path), jax.device_get(tree), force=True)
 
 
 def restore_pytree(path: str | os.PathLike, abstract_tree: Any) -> Any:
-  """Restore what `save_pytree` wrote, shaped like `abstract_tree` (ShapeDtypeStructs or arrays)."""
-  with ocp.StandardCheckpointer() as checkpointer:
-    return checkpointer.restore(workdir_lib.as_path(path), abstract_tree)
+  """Restore what `save_pytree` wrote, shaped like `abstract_tree` (ShapeDtypeStructs or arrays);
+  leaves without a sharding land on this process's first device."""
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(
+    lambda a: (
+      a
+      if getattr(a, 'sharding', None) is not None
+      else jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device)
+    ),
+    abstract_tree,
+  )
+  with ocp.StandardCheckpointer(multiprocessing_options=_this_process_only()) as checkpointer:
+    return checkpointer.restore(workdir_lib.as_path(path), target)
+
+
+def _this_process_only() -> ocp.options.MultiprocessingOptions:
+  index = jax.process_index()
+  return ocp.options.MultiprocessingOptions(
+    primary_host=index, active_processes={index}, barrier_sync_key_prefix=f'process{index}'
+  )

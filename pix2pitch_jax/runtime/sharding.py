@@ -55,18 +55,43 @@ def maybe_initialize_distributed() -> None:
   )
 
 
-def make_mesh(num_devices: int | None = None) -> Mesh:
-  """A 1-D ('data',) mesh over the first `num_devices` devices (default: all, all hosts)."""
-  devices = jax.devices()
+def make_mesh(num_devices: int | None = None, *, local: bool = False) -> Mesh:
+  """A 1-D ('data',) mesh over the first `num_devices` devices (default: all, all hosts).
+
+  `local`: over this process's devices only. Batch inference uses it in a multi-process job:
+  each host runs its own share of the inputs, with no collective between hosts.
+  """
+  devices = jax.local_devices() if local else jax.devices()
   if num_devices is not None:
     if not 1 <= num_devices <= len(devices):
       raise ValueError(f'num_devices must be in [1, {len(devices)}], got {num_devices}')
-    if jax.process_count() > 1 and num_devices != len(devices):
+    if not local and jax.process_count() > 1 and num_devices != len(devices):
       raise ValueError('a multi-process run must use all devices')
     devices = devices[:num_devices]
   # Classic (Auto) axis types: shardings propagate through jit as with pjit; jax.make_mesh
   # would default to Explicit axes.
   return Mesh(np.asarray(devices), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def host_rows(n: int) -> np.ndarray:
+  """This process's share of `n` items in a multi-process job: i % process_count == index.
+
+  Interleaved rather than in blocks, so a set sorted by size or era spreads evenly over hosts.
+  """
+  return np.arange(jax.process_index(), n, jax.process_count())
+
+
+def is_main_process() -> bool:
+  """Process 0: the one that writes what the job's processes share (reports, indexes)."""
+  return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+  """Wait until every process of the job gets here (no-op with one process)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices(name)
 
 
 def data_sharding(mesh: Mesh) -> NamedSharding:
@@ -134,8 +159,10 @@ def map_in_batches(
 
   Every batch has one size (`data.batching`: the last padded, the padding dropped from the
   output), so a jitted `fn` compiles once. With a mesh the batch size is rounded up to a multiple
-  of the device count and each batch is sharded over the 'data' axis (single process). `fn` may
-  return an array or a pytree of arrays; the result has the same structure, as numpy.
+  of the device count and each batch is sharded over the 'data' axis; the mesh is one process's
+  (`make_mesh(local=True)`, or any mesh of a single-process job), every row of `arrays` being
+  this process's. `fn` may return an array or a pytree of arrays; the result has the same
+  structure, as numpy.
   """
   n = batching.num_rows(arrays)
   if not n:
