@@ -157,7 +157,7 @@ class Checkpointer:
     if asked_for is not None:
       return f'{message} Available steps: {self.all_steps()}.'
     if self.read_only:
-      return f'{message} Pick another step (available: {self.all_steps()}).'
+      return f'{message} Choose another with --checkpoint=<step> (available: {self.all_steps()}).'
     return (
       f'{message} Nothing was changed: rerun if the storage error was transient, or rerun with '
       f'{FALLBACK_FLAG} to move step {step} aside and resume from the checkpoint before it.'
