@@ -25,6 +25,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.num_train_steps = 100_000
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
+  # A latest checkpoint that fails to restore stops the run (False), or is moved aside to
+  # checkpoints/<step>.bad-<time> and the one before it is used (True).
+  c.restore_fallback = False
   c.seed = 0
   c.log_every_steps = 100
   c.eval_every_steps = 5000  # validation L1 + TensorBoard images; 0: only at the end

@@ -5,7 +5,8 @@ shuffle (same seed everywhere), repeated forever, augmented with randomness keye
 example's global position, cut into global batches; process p of n then reads rows
 [p*B/n, (p+1)*B/n) of every global batch. So the global batch at step t is the same on 1 host or
 64, a resumed run sees exactly the batches an uninterrupted one would, and each host decodes only
-its own rows. The iterator's state (a position) is saved in every checkpoint (checkpointing.py).
+its own rows. Nothing about the input is checkpointed: the stream is indexable, so a run resumed
+at step t starts at global batch t (`start_step`), whatever the host or device count.
 
 Augmentation is pix2pix's `resize_and_crop` + flip: painting and mel are resized to ~1.117*S
 (286/256) and cropped at the same random offset; only the painting is flipped left-right, since
@@ -117,8 +118,13 @@ def train_dataset(
   workers: int = 0,
   process_index: int | None = None,
   process_count: int | None = None,
+  start_step: int = 0,
 ) -> grain.IterDataset:
-  """Infinite iterable of this host's batches: painting (b,S,S,3), mel (b,S,S,1), era (b,)."""
+  """Infinite iterable of this host's batches: painting (b,S,S,3), mel (b,S,S,1), era (b,).
+
+  The first batch is the one for step `start_step + 1` (global batch `start_step`): a resumed
+  run picks up where the checkpoint's step left off.
+  """
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
   source = records.open_split(data_dir, 'train')
@@ -133,6 +139,9 @@ def train_dataset(
   ds = ds.random_map(functools.partial(augment, jitter=jitter, flip=flip), seed=seed + 1)
   ds = HostRows(ds, global_batch_size, process_index, process_count)
   ds = ds.batch(global_batch_size // process_count, drop_remainder=True)
+  # Every index above keys on the global position (shuffle epoch, augmentation seed), so slicing
+  # here skips batches without changing any of those that follow.
+  ds = ds[start_step:]
   iter_ds = ds.to_iter_dataset(
     grain.ReadOptions(num_threads=max(1, workers), prefetch_buffer_size=2)
   )

@@ -1,39 +1,52 @@
 """Orbax checkpoints: the one home for saving, resuming and loading training state.
 
 One checkpoint per saved step under `<workdir>/checkpoints/<step>/`, with one item per top-level
-entry of the training state, whatever the model family, plus the input position. For pix2pix:
+entry of the training state, whatever the model family. For pix2pix:
 
     generator       {'params', 'batch_stats'} of the U-Net (all inference needs)
     discriminator   {'params', 'batch_stats'} of the PatchGAN
     opt_state       {'generator', 'discriminator'} optax Adam states
     progress        {'step', 'rng'}
-    data_iterator   the grain iterator position, one JSON file per process
+
+The input position is not saved: it follows from the step (data/input_pipeline.py), so a run
+resumes on any number of hosts and devices. Checkpoints from before that carry a `data_iterator`
+item (grain's per-process position); restoring reads only the state items and ignores it.
 
 Saves are asynchronous (the device->host copy happens before `save` returns, so the train step
 may donate the buffers right after); the last `keep` checkpoints are kept (`LatestN`
-preservation policy). A checkpoint that fails to restore is logged and the previous one is
-tried. A SIGTERM (single process) or a preemption notice (multi-process, via jax.distributed)
-asks the training loop to save and stop.
+preservation policy).
+
+Restore reads the latest checkpoint, on every host the same one (process 0's listing, broadcast).
+If it fails on any host, every host stops with a `CheckpointRestoreError` naming the step: a
+transient storage error must not silently roll a run back. With `fallback=True`
+(`--config.restore_fallback=True`), every host instead moves on to the previous step, and process
+0 renames the bad one to `<step>.bad-<UTC time>` (outside Orbax's step names, so a later save of
+that step does not collide with it).
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import threading
+import time
 from typing import Any
 
-import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
+from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers
 
+from pix2pitch_jax.core import cli
 from pix2pitch_jax.core import workdir as workdir_lib
 
 GENERATOR_ITEM = 'generator'  # all that inference restores
-ITERATOR_ITEM = 'data_iterator'
+FALLBACK_FLAG = '--config.restore_fallback=True'
+
+
+class CheckpointRestoreError(cli.UserInputError):
+  """The checkpoint asked for (by default the latest) could not be restored; nothing changed."""
 
 
 class NoRestorableCheckpointError(RuntimeError):
@@ -44,8 +57,22 @@ def checkpoint_dir(workdir: str | os.PathLike) -> epath.Path:
   return workdir_lib.Workdir(workdir).checkpoints
 
 
+class _Manager(ocp.CheckpointManager):
+  """Orbax's manager, kept away from JAX's preemption sync point.
+
+  The training loop alone polls the sync point (runtime/preemption.py), once per step on every
+  host. Orbax would also poll it with its own step numbers, from its background finalize thread
+  too, moving this host's counter while the sync protocol may be reading it; the loop forces the
+  save at the step it decided on instead.
+  """
+
+  def reached_preemption(self, step: int) -> bool:
+    del step
+    return False
+
+
 class Checkpointer:
-  """Save/restore of a training state (a dict of items, each a pytree) + the data iterator."""
+  """Save/restore of a training state: a dict of items, each a pytree."""
 
   def __init__(
     self,
@@ -64,7 +91,8 @@ class Checkpointer:
       create=not read_only,
     )
     self.directory = checkpoint_dir(workdir)
-    self._manager = ocp.CheckpointManager(self.directory, options=options)
+    self.read_only = read_only
+    self._manager = _Manager(self.directory, options=options)
 
   def all_steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
@@ -72,55 +100,83 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(
-    self, step: int, state: dict[str, Any], data_iterator: Any = None, *, force: bool = False
-  ) -> bool:
+  def save(self, step: int, state: dict[str, Any], *, force: bool = False) -> bool:
     """Start an async save if `step` is due (or `force`); returns whether it saves."""
     args = {name: ocp.args.StandardSave(value) for name, value in state.items()}
-    if data_iterator is not None:
-      args[ITERATOR_ITEM] = grain.checkpoint.CheckpointSave(data_iterator)
     return self._manager.save(step, args=ocp.args.Composite(**args), force=force)
 
   def restore(
-    self, abstract_state: dict[str, Any], data_iterator: Any = None, *, step: int | None = None
+    self, abstract_state: dict[str, Any], *, step: int | None = None, fallback: bool = False
   ) -> tuple[int, dict[str, Any]] | None:
-    """Restore `step` (default: the newest restorable) into `abstract_state`'s shardings.
+    """Restore `step` (default: the latest) into `abstract_state`'s shardings.
 
     `abstract_state` holds jax.ShapeDtypeStructs (with shardings) for a subset of the items;
-    only those items are read. Returns (step, state) or None when there is no checkpoint.
-    The data iterator, if given, is restored in place.
+    only those items are read. Returns (step, state), or None when there is no checkpoint.
+    Every host restores the same step and gets the same outcome: the state, or a
+    `CheckpointRestoreError`. `fallback` (latest only, not read-only): move a checkpoint that
+    fails aside and try the one before it; `NoRestorableCheckpointError` when none is left.
     """
-    steps = [step] if step is not None else self.all_steps()[::-1]
-    if not steps:
-      return None
-    for candidate in steps:
-      try:
-        return candidate, self._restore_step(candidate, abstract_state, data_iterator)
-      except Exception as e:
-        logging.error(
-          'Checkpoint %d in %s failed to restore (%s: %s)%s',
-          candidate,
-          self.directory,
-          type(e).__name__,
-          str(e).splitlines()[0] if str(e) else '',
-          '; trying the previous one' if candidate != steps[-1] else '',
-        )
-    raise NoRestorableCheckpointError(
-      f'none of the checkpoints {steps} in {self.directory} could be restored (see log)'
+    tried: list[int] = []
+    while True:
+      candidate = step if step is not None else _from_process_0(self.latest_step())
+      if candidate is None:
+        if tried:
+          raise NoRestorableCheckpointError(
+            f'none of the checkpoints {tried} in {self.directory} could be restored (see log)'
+          )
+        return None
+      state, error = self._try_restore(candidate, abstract_state)
+      failed = _processes_where(error is not None)
+      if not failed:
+        return candidate, state
+      if step is not None or self.read_only or not fallback:
+        raise CheckpointRestoreError(self._failure_message(candidate, error, failed, step))
+      tried.append(candidate)
+      self._move_aside(candidate)
+
+  def _try_restore(
+    self, step: int, abstract_state: dict[str, Any]
+  ) -> tuple[dict[str, Any], str | None]:
+    args = {name: ocp.args.StandardRestore(abstract_state[name]) for name in abstract_state}
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(**args))
+    except Exception as e:  # any failure: the decision is taken below, on every host alike
+      first_line = str(e).splitlines()[0] if str(e) else ''
+      error = f'{type(e).__name__}: {first_line}'
+      logging.error('Checkpoint %d in %s failed to restore (%s)', step, self.directory, error)
+      return {}, error
+    return {name: restored[name] for name in abstract_state}, None
+
+  def _failure_message(
+    self, step: int, error: str | None, failed: list[int], asked_for: int | None
+  ) -> str:
+    where = f' ({error})' if error else ''
+    if jax.process_count() > 1:
+      where += f' on process(es) {failed}'
+    message = f'checkpoint step {step} in {self.directory} failed to restore{where}.'
+    if asked_for is not None:
+      return f'{message} Available steps: {self.all_steps()}.'
+    if self.read_only:
+      return f'{message} Choose another with --checkpoint=<step> (available: {self.all_steps()}).'
+    return (
+      f'{message} Nothing was changed: rerun if the storage error was transient, or rerun with '
+      f'{FALLBACK_FLAG} to move step {step} aside and resume from the checkpoint before it.'
     )
 
-  def _restore_step(
-    self, step: int, abstract_state: dict[str, Any], data_iterator: Any
-  ) -> dict[str, Any]:
-    args = {name: ocp.args.StandardRestore(abstract_state[name]) for name in abstract_state}
-    if data_iterator is not None:
-      args[ITERATOR_ITEM] = grain.checkpoint.CheckpointRestore(data_iterator)
-    restored = self._manager.restore(step, args=ocp.args.Composite(**args))
-    return {name: restored[name] for name in abstract_state}
-
-  def reached_preemption(self, step: int) -> bool:
-    """True when a multi-process job got a preemption notice (synchronised over hosts)."""
-    return jax.process_count() > 1 and self._manager.reached_preemption(step)
+  def _move_aside(self, step: int) -> None:
+    """Process 0 renames `<step>` to `<step>.bad-<UTC time>`; every host then relists."""
+    if jax.process_index() == 0:
+      bad = self.directory / str(step)
+      target = self.directory / f'{step}.bad-{time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())}'
+      bad.rename(target)
+      logging.warning(
+        'restore_fallback: moved checkpoint step %d aside to %s; trying the previous one.',
+        step,
+        target,
+      )
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f'pix2pitch_checkpoint_moved_aside_{step}')
+    self._manager.reload()
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
@@ -130,37 +186,20 @@ class Checkpointer:
     self._manager.close()
 
 
-class StopSignal:
-  """Turns SIGTERM (and SIGINT) into a flag the training loop polls, then saves and exits.
+def _from_process_0(step: int | None) -> int | None:
+  """Process 0's value of `step` on every host (hosts may list a bucket at different times)."""
+  if jax.process_count() == 1:
+    return step
+  value = int(multihost_utils.broadcast_one_to_all(np.int32(-1 if step is None else step)))
+  return None if value < 0 else value
 
-  Only installable from the main thread of a single process; in a multi-process job orbax's
-  preemption sync (`Checkpointer.reached_preemption`) is the mechanism.
-  """
 
-  def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
-    self.received: int | None = None
-    self._signals = signals
-    self._previous: dict[int, Any] = {}
-
-  def __enter__(self) -> StopSignal:
-    if threading.current_thread() is threading.main_thread():
-      for sig in self._signals:
-        self._previous[sig] = signal.signal(sig, self._handle)
-    return self
-
-  def __exit__(self, *exc) -> None:
-    for sig, handler in self._previous.items():
-      signal.signal(sig, handler)
-
-  def _handle(self, signum, frame) -> None:
-    del frame
-    logging.warning(
-      'Received %s: saving a checkpoint and stopping (send it again to stop at once).',
-      signal.Signals(signum).name,
-    )
-    self.received = signum
-    # A second Ctrl-C / SIGTERM gets the previous behaviour (KeyboardInterrupt, termination).
-    signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+def _processes_where(flag: bool) -> list[int]:
+  """The indices of the processes where `flag` holds (one all-gather; none on one process)."""
+  if jax.process_count() == 1:
+    return [0] if flag else []
+  flags = multihost_utils.process_allgather(np.asarray(flag, np.int32))
+  return [int(i) for i in np.flatnonzero(np.asarray(flags))]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -2,18 +2,20 @@
 
 A model family (pix2pix today; others later) is a `Task`: it builds its state, steps it, and
 evaluates it. Everything around that is here and written once: config checks that hold for any
-family, the device mesh, initialising straight into the state's shardings, resume from the newest
-restorable checkpoint (state and input position together), the jitted step with a donated state,
+family, the device mesh, initialising straight into the state's shardings, resume from the latest
+checkpoint (the input position follows from its step), the jitted step with a donated state,
 NaN/Inf checks before every save, progress lines with an ETA, TensorBoard and metrics.jsonl,
-evaluation and checkpoint intervals, and stopping cleanly on SIGTERM / Ctrl-C / pre-emption.
+evaluation and checkpoint intervals, and stopping cleanly on SIGTERM / Ctrl-C / pre-emption, at
+the same step on every host (runtime/preemption.py).
 
 The state is a plain dict of arrays laid out like a checkpoint (runtime/checkpointing.py), so it
 can be donated, sharded (replicated or FSDP) and saved without conversion. It must hold
 `state['progress']['step']` (int32) and `state['progress']['rng']` (key data); every other
 top-level item is the family's own and is saved as its own checkpoint item.
 
-Resume order: the newest restorable checkpoint in `<workdir>/checkpoints`, else a fresh
-initialisation from `config.seed`.
+Resume: the latest checkpoint in `<workdir>/checkpoints` (one that fails to restore stops the run
+unless `config.restore_fallback`; runtime/checkpointing.py), else a fresh initialisation from
+`config.seed`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from absl import logging
 from pix2pitch_jax.core import configs
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.data import records
-from pix2pitch_jax.runtime import checkpointing, sharding
+from pix2pitch_jax.runtime import checkpointing, preemption, sharding
 from pix2pitch_jax.training import summaries
 
 State = dict[str, Any]
@@ -43,8 +45,8 @@ class Task(Protocol):
   """One model family's part of training; `train` does the rest.
 
   `init_state` and `train_step` are pure functions of their arguments (the loop jits them with
-  explicit shardings; `train_step`'s state is donated). `train_iterator` yields this host's rows
-  of each global batch and is checkpointable (a grain iterator).
+  explicit shardings; `train_step`'s state is donated). `train_iterator(start_step)` yields this
+  host's rows of each global batch, from the batch of step `start_step + 1` on.
   """
 
   config: ml_collections.ConfigDict
@@ -55,7 +57,7 @@ class Task(Protocol):
 
   def train_step(self, state: State, batch: dict[str, jax.Array]) -> tuple[State, dict]: ...
 
-  def train_iterator(self) -> Iterator[dict[str, Any]]: ...
+  def train_iterator(self, start_step: int) -> Iterator[dict[str, Any]]: ...
 
   def evaluate(
     self,
@@ -166,9 +168,9 @@ def jit_train_step(task: Task, mesh, state_shardings):
   )
 
 
-def _restore_or_init(task: Task, mesh, *, ckpt, data_iter) -> tuple[State, Any]:
+def _restore_or_init(task: Task, mesh, *, ckpt) -> tuple[State, Any]:
   target, shardings = abstract_state(task, mesh)
-  restored = ckpt.restore(target, data_iter)
+  restored = ckpt.restore(target, fallback=task.config.restore_fallback)
   if restored is None:
     logging.info(
       'No checkpoint in %s: initialising from seed %d.', ckpt.directory, task.config.seed
@@ -272,17 +274,19 @@ def train(task: Task, workdir: str) -> dict[str, Any]:
       config.batch_size,
       config.num_devices,
     )
-  data_iter = task.train_iterator()
   ckpt = checkpointing.Checkpointer(
     workdir, save_every_steps=config.checkpoint_every_steps, keep=config.keep_checkpoints
   )
   log = summaries.TrainingSummaries(
     workdir, enabled=jax.process_index() == 0, mel_params=task.meta.mel_params
   )
+  data_iter: Any = None
   try:
-    state, shardings = _restore_or_init(task, mesh, ckpt=ckpt, data_iter=data_iter)
+    state, shardings = _restore_or_init(task, mesh, ckpt=ckpt)
+    start = int(jax.device_get(state['progress']['step']))
+    data_iter = task.train_iterator(start)  # the input position follows from the step
     train_fn = jit_train_step(task, mesh, shardings)
-    with checkpointing.StopSignal() as stop:
+    with preemption.StopRequest(start) as stop:
       summary = _train_loop(
         task,
         state,
@@ -316,7 +320,7 @@ def _train_loop(
       jax.block_until_ready(metrics)
       timer = Throughput(step)
     final = step == config.num_train_steps
-    preempt = stop.received is not None or ckpt.reached_preemption(step)
+    preempt = stop.reached(step)  # the same step on every host
     save = final or preempt or step % config.checkpoint_every_steps == 0
     if save or step % config.log_every_steps == 0:
       # Checked before every save, so the newest checkpoint is always a finite one.
@@ -327,7 +331,7 @@ def _train_loop(
     timer.pause()
     if final or (config.eval_every_steps and step % config.eval_every_steps == 0):
       summary.update(task.evaluate(state, mesh=mesh, state_shardings=shardings, log=log, step=step))
-    if save and ckpt.save(step, state, data_iter, force=final or preempt):
+    if save and ckpt.save(step, state, force=final or preempt):
       last_saved = step
     timer.resume()
     summary['step'] = step

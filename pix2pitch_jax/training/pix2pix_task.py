@@ -267,7 +267,7 @@ class Pix2PixTask:
   def train_step(self, state: State, batch: dict[str, jax.Array]) -> tuple[State, dict]:
     return train_step(self.nets, self.config.model, state, batch)
 
-  def train_iterator(self) -> Iterator[dict[str, Any]]:
+  def train_iterator(self, start_step: int) -> Iterator[dict[str, Any]]:
     c = self.config
     return iter(
       input_pipeline.train_dataset(
@@ -278,6 +278,7 @@ class Pix2PixTask:
         flip=c.input.flip,
         shuffle_buffer=c.input.shuffle_buffer,
         workers=c.input.workers,
+        start_step=start_step,
       )
     )
 
