@@ -33,7 +33,7 @@ def main() -> None:
     griffin_lim_iters=_GL_ITERS.value,
     seed=_SEED.value,
   )
-  print(open(result['report_md'], encoding='utf-8').read())
+  print(evaluation_job.render_report(result['metrics']))  # what report_md holds, wherever it is
   print(f'metrics: {result["metrics_json"]}\nreport:  {result["report_md"]}')
 
 

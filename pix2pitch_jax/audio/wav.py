@@ -1,13 +1,16 @@
-"""Writing audio files."""
+"""Writing audio files, locally or to cloud storage (`gs://...`)."""
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
 
+from pix2pitch_jax.core import workdir as workdir_lib
 
-def write_wav(path: str | os.PathLike, clip: np.ndarray, sample_rate: int) -> None:
+
+def wav_bytes(clip: np.ndarray, sample_rate: int) -> bytes:
   """16-bit PCM WAV; clips peaking above full scale are scaled down rather than clipped."""
   import soundfile
 
@@ -15,4 +18,13 @@ def write_wav(path: str | os.PathLike, clip: np.ndarray, sample_rate: int) -> No
   peak = float(np.max(np.abs(clip))) if clip.size else 0.0
   if peak > 0.999:
     clip = clip * (0.999 / peak)
-  soundfile.write(str(path), clip, sample_rate, subtype='PCM_16')
+  # Encoded in memory: libsndfile seeks back to fill in the header, which an object-store
+  # upload stream cannot do; the bytes are then written in one go through etils.epath.
+  buffer = io.BytesIO()
+  soundfile.write(buffer, clip, sample_rate, subtype='PCM_16', format='WAV')
+  return buffer.getvalue()
+
+
+def write_wav(path: str | os.PathLike, clip: np.ndarray, sample_rate: int) -> None:
+  """`wav_bytes` written to `path` (a local path or a URI)."""
+  workdir_lib.as_path(path).write_bytes(wav_bytes(clip, sample_rate))

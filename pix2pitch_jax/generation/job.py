@@ -12,6 +12,9 @@ Output (flat, one stem per input):
     <out>/index.html             the listening page (gallery.py)
     <out>/manifest.json          what was generated from what, and what was skipped and why
 
+The workdir, the images folder and the output folder may be local or URIs (`gs://bucket/...`):
+every file goes through `etils.epath`.
+
 Deterministic for a given seed: the Griffin-Lim phase of input i is drawn from fold_in(seed, i).
 Generation and Griffin-Lim run in fixed-size batches sharded over all local devices
 (`inference`).
@@ -22,13 +25,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pathlib
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from absl import logging
+from etils import epath
 
 from pix2pitch_jax import inference
 from pix2pitch_jax.audio import spectrogram, wav
@@ -77,11 +80,13 @@ def read_image_folder(
   """
   from pix2pitch_jax.data import images
 
-  root = pathlib.Path(images_dir)
+  root = workdir_lib.as_path(images_dir)
   if not root.is_dir():
     raise FileNotFoundError(f'--images={images_dir} is not a directory')
   hidden = lambda p: any(part.startswith('.') for part in p.relative_to(root).parts)
-  files = sorted(p for p in root.rglob('*') if p.is_file() and not hidden(p))
+  # walk(), not rglob: epath refuses recursive patterns; walk() lists a local folder or a bucket.
+  found = (folder / name for folder, _, names in root.walk() for name in names)
+  files = sorted((p for p in found if not hidden(p)), key=lambda p: p.relative_to(root).parts)
   inputs: list[GenerationInput] = []
   skipped: list[tuple[str, str]] = []
   taken: set[str] = set()
@@ -89,7 +94,8 @@ def read_image_folder(
     if max_examples is not None and len(inputs) >= max_examples:
       break
     try:
-      painting = images.load_painting(path, image_size)
+      # Read through epath, so a folder in a bucket works like a local one.
+      painting = images.load_painting(path.read_bytes(), image_size)
     except (OSError, ValueError) as e:  # images.UnreadableImageError is an OSError
       logging.warning('Skipping %s: %s', path, e)
       skipped.append((str(path), f'{type(e).__name__}: {e}'))
@@ -140,7 +146,7 @@ def _conditioning_eras(
   return None
 
 
-def _predicted_eras(workdir: pathlib.Path, mels: np.ndarray) -> list[str] | None:
+def _predicted_eras(workdir: str | os.PathLike, mels: np.ndarray) -> list[str] | None:
   """Era names the cached era classifier hears in the mels; None when there is no classifier."""
   try:
     classifier = inference.load_era_classifier(workdir_lib.Workdir(workdir).era_classifier)
@@ -174,8 +180,8 @@ def generate(
   """
   if (images_dir is None) == (split is None):
     raise ValueError('give exactly one of images_dir= and split=')
-  workdir, out_dir = pathlib.Path(workdir), pathlib.Path(out_dir)
-  generator = inference.load_generator(str(workdir), checkpoint)
+  work, out = workdir_lib.as_path(workdir), workdir_lib.as_path(out_dir)
+  generator = inference.load_generator(work, checkpoint)
   params, era_names = generator.meta.mel_params, generator.meta.era_names
   if images_dir is not None:
     inputs, skipped = read_image_folder(images_dir, generator.image_size, max_examples)
@@ -210,14 +216,14 @@ def generate(
       batch_size=batch_size,
       mesh=mesh,
     )
-  predicted = _predicted_eras(workdir, mels)
+  predicted = _predicted_eras(work, mels)
 
-  out_dir.mkdir(parents=True, exist_ok=True)
+  out.mkdir(parents=True, exist_ok=True)
   entries = []
   for i, x in enumerate(inputs):
     entries.append(
       _write_outputs(
-        out_dir,
+        out,
         x,
         mel=mels[i],
         clip=clips[i],
@@ -229,18 +235,16 @@ def generate(
     )
   title = f'Pix2Pitch: {"split " + split if split else images_dir}'
   subtitle = (
-    f'{workdir} · step {generator.step} · {len(entries)} clip(s) of '
+    f'{work} · step {generator.step} · {len(entries)} clip(s) of '
     f'{params.clip_seconds:g} s at {params.sample_rate} Hz · Griffin-Lim '
     f'{griffin_lim_iters} iterations · seed {seed}'
   )
-  index_html = gallery.write_gallery(
-    out_dir, entries, title=title, subtitle=subtitle, skipped=skipped
-  )
-  manifest = out_dir / workdir_lib.GALLERY_MANIFEST
+  index_html = gallery.write_gallery(out, entries, title=title, subtitle=subtitle, skipped=skipped)
+  manifest = out / workdir_lib.GALLERY_MANIFEST
   manifest.write_text(
     json.dumps(
       {
-        'workdir': str(workdir),
+        'workdir': os.fspath(work),
         'step': generator.step,
         'seed': seed,
         'griffin_lim_iters': griffin_lim_iters,
@@ -254,7 +258,7 @@ def generate(
   return {
     'index_html': str(index_html),
     'manifest': str(manifest),
-    'out_dir': str(out_dir),
+    'out_dir': os.fspath(out),
     'step': generator.step,
     'count': len(entries),
     'skipped': skipped,
@@ -262,7 +266,7 @@ def generate(
 
 
 def _write_outputs(
-  out_dir: pathlib.Path,
+  out_dir: epath.Path,
   x: GenerationInput,
   *,
   mel: np.ndarray,
@@ -272,14 +276,12 @@ def _write_outputs(
   era_names: Sequence[str],
   predicted_era: str | None,
 ) -> gallery.GalleryEntry:
-  from PIL import Image
-
   files = {
     'painting': f'{x.stem}_painting.png',
     'spectrogram': f'{x.stem}_mel.png',
     'audio': f'{x.stem}.wav',
   }
-  Image.fromarray(x.painting, mode='RGB').save(out_dir / files['painting'])
+  gallery.save_png(x.painting, out_dir / files['painting'])
   gallery.save_mel_png(mel, out_dir / files['spectrogram'])
   wav.write_wav(out_dir / files['audio'], clip, params.sample_rate)
   if reference_clip is not None:
