@@ -45,7 +45,7 @@ def main() -> None:
   )
   if not sharding.is_main_process():
     return
-  print(open(result['report_md'], encoding='utf-8').read())
+  print(evaluation_job.render_report(result['metrics']))  # what report_md holds, wherever it is
   print(f'metrics: {result["metrics_json"]}\nreport:  {result["report_md"]}')
 
 

@@ -22,10 +22,15 @@ import os
 from etils import epath
 
 
+def is_uri(path: str | os.PathLike) -> bool:
+  """True for a cloud URI (`gs://bucket/run`), False for a local path."""
+  return '://' in os.fspath(path)
+
+
 def as_path(path: str | os.PathLike) -> epath.Path:
   """An epath for a local path (made absolute: Orbax requires it) or a URI (kept as is)."""
   path = epath.Path(path)
-  return path if '://' in os.fspath(path) else epath.Path(os.path.abspath(os.fspath(path)))
+  return path if is_uri(path) else epath.Path(os.path.abspath(os.fspath(path)))
 
 
 class Workdir:

@@ -13,6 +13,10 @@ Each record is one painting/clip pair with the features in `make_features`. The 
 `audio/spectrogram.py` exactly; its parameters are in `pix2pitch_meta.json` under `mel_params`, so
 generation inverts what was built. No TensorFlow is needed to write or read (the Image feature is
 fed PNG bytes, the mel is a plain Tensor; an Image fed a numpy array would import TensorFlow).
+
+Where a dataset can be read: a local folder (or a bucket mounted with gcsfuse), or `gs://` itself
+(array-record's reader has its own GCS client; each random read is one ranged request, so a local
+copy is faster). Other URIs (s3://, ...) are refused in one line: `check_readable`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from pix2pitch_jax.audio import spectrogram
+from pix2pitch_jax.core import cli
+from pix2pitch_jax.core import workdir as workdir_lib
 
 DATASET_NAME = 'pix2pitch'
 FILE_FORMAT = 'array_record'
@@ -220,7 +226,8 @@ def _split_infos(data_dir: pathlib.Path):
 
 
 def read_meta(data_dir: str | os.PathLike) -> DatasetMeta:
-  path = pathlib.Path(data_dir) / META_FILE
+  # Through epath: a small JSON file, readable wherever the dataset is (even a bucket).
+  path = workdir_lib.as_path(data_dir) / META_FILE
   if not path.exists():
     raise FileNotFoundError(f'{path} not found: is {data_dir} a dataset built by data_prep.build?')
   return DatasetMeta.from_json(path.read_text())
@@ -243,6 +250,33 @@ def write_split(
     )
 
 
+# URI schemes the ArrayRecord reader opens itself; anything else must be mounted or copied.
+READABLE_SCHEMES = ('gs',)
+_MOUNT_OR_COPY = 'mount it (gcsfuse, s3fs, ...) or copy it to local disk, and pass that path'
+
+
+class UnreadableDatasetError(cli.UserInputError):
+  """A data_dir the ArrayRecord reader cannot open; the message says what to do instead."""
+
+
+def unreadable_reason(data_dir: str | os.PathLike) -> str | None:
+  """Why the ArrayRecord reader cannot open `data_dir` (a URI of another scheme), else None."""
+  scheme = os.fspath(data_dir).split('://', 1)[0] if workdir_lib.is_uri(data_dir) else None
+  if scheme is None or scheme in READABLE_SCHEMES:
+    return None
+  return (
+    f'data_dir {os.fspath(data_dir)}: the ArrayRecord reader opens local paths and '
+    f'{", ".join(s + "://" for s in READABLE_SCHEMES)} only; {_MOUNT_OR_COPY}'
+  )
+
+
+def check_readable(data_dir: str | os.PathLike) -> None:
+  """UnreadableDatasetError (one line) when `unreadable_reason` has one."""
+  reason = unreadable_reason(data_dir)
+  if reason is not None:
+    raise UnreadableDatasetError(reason)
+
+
 class DecodedSource:
   """Random-access source of decoded examples for grain (a `grain.RandomAccessDataSource`).
 
@@ -254,6 +288,7 @@ class DecodedSource:
   def __init__(self, data_dir: str | os.PathLike, split: str):
     import tensorflow_datasets as tfds
 
+    check_readable(data_dir)
     self.data_dir = str(data_dir)
     self.split = split
     builder = tfds.builder_from_directory(self.data_dir)
@@ -265,7 +300,17 @@ class DecodedSource:
     return len(self._source)
 
   def __getitem__(self, index: int) -> dict[str, Any]:
-    return _to_numpy(self._source[index])
+    try:
+      return _to_numpy(self._source[index])
+    except RuntimeError as e:
+      # An array-record too old for gs:// fails here ("open() failed ... gs://..."): say why.
+      if not workdir_lib.is_uri(self.data_dir):
+        raise
+      raise UnreadableDatasetError(
+        f'data_dir {self.data_dir}: the ArrayRecord reader could not open it '
+        f'({str(e).splitlines()[0] if str(e) else type(e).__name__}); upgrade array-record, or '
+        f'{_MOUNT_OR_COPY}'
+      ) from e
 
   def __repr__(self) -> str:
     return f'DecodedSource({self.data_dir!r}, split={self.split!r}, len={len(self)})'
@@ -297,6 +342,7 @@ def open_split(data_dir: str | os.PathLike, split: str) -> DecodedSource:
 def available_splits(data_dir: str | os.PathLike) -> list[str]:
   import tensorflow_datasets as tfds
 
+  check_readable(data_dir)
   return sorted(tfds.builder_from_directory(str(data_dir)).info.splits)
 
 

@@ -15,6 +15,9 @@ Workdir layout:
     <workdir>/gallery/outside/   the same for images outside the training style
     <workdir>/outside_images/    those images (a photo-like scene, a sketch, odd sizes and modes)
     <workdir>/demo_summary.json  where everything is, and the headline figures
+
+The demo's folder is local: its corpus is ArrayRecord files, which are read from local disk (a
+training workdir of your own may be a `gs://` URI; see docs/training.md, "Cloud storage").
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 import numpy as np
 from etils import epath
 
-from pix2pitch_jax.core import configs
+from pix2pitch_jax.core import cli, configs
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.demo import config as demo_config
 
@@ -168,6 +171,11 @@ def run_demo(
 
   if demo not in DEMOS:
     raise ValueError(f'unknown demo {demo!r}; choose one of {DEMOS}')
+  if workdir_lib.is_uri(workdir):
+    raise cli.UserInputError(
+      f'the demo builds its corpus in its own folder, which must be local (got {workdir}); '
+      'train on a gs:// workdir with pix2pitch-train instead'
+    )
   layout = workdir_lib.DemoDir(workdir)
   data_dir, train_dir = layout.data, layout.train
   start = time.perf_counter()

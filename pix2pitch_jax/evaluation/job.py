@@ -46,6 +46,7 @@ from etils import epath
 
 from pix2pitch_jax import inference
 from pix2pitch_jax.audio import spectrogram, transcription
+from pix2pitch_jax.core import run_logs
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.data import records
 from pix2pitch_jax.evaluation import era_classifier, metrics
@@ -666,25 +667,24 @@ def scalar_items(result: dict[str, Any]) -> dict[str, float]:
 
 
 def write_tensorboard(
-  log_dir: os.PathLike, result: dict[str, Any], *, examples: dict[str, Rendered] | None = None
+  log_dir: str | os.PathLike,
+  result: dict[str, Any],
+  *,
+  examples: dict[str, Rendered] | None = None,
 ) -> None:
   """Scalars '<system>/<metric>'; with `examples` (system -> Rendered), also the first
   `TENSORBOARD_EXAMPLES` mels of each system ('<system>/mel', magma as in the gallery) and their
   Griffin-Lim audio ('<system>/audio_<i>'), the same examples for every system so they compare.
   """
-  from tensorboardX import SummaryWriter
-
   step, sample_rate = result['step'], result['mel_params']['sample_rate']
-  with SummaryWriter(str(log_dir)) as writer:
+  with run_logs.EventWriter(log_dir) as writer:
     for tag, value in scalar_items(result).items():
-      writer.add_scalar(tag, value, step)
+      writer.scalar(tag, value, step)
     for name, rendered in (examples or {}).items():
       n = min(TENSORBOARD_EXAMPLES, len(rendered.mels))
-      writer.add_images(
-        f'{name}/mel', spectrogram.colorize_mel(rendered.mels[:n]), step, dataformats='NHWC'
-      )
+      writer.images(f'{name}/mel', spectrogram.colorize_mel(rendered.mels[:n]), step)
       for i in range(n):
-        writer.add_audio(
+        writer.audio(
           f'{name}/audio_{i}', np.clip(rendered.clips[i], -1.0, 1.0), step, sample_rate=sample_rate
         )
 

@@ -1,9 +1,11 @@
 """The listening page (index.html) and what it needs: spectrogram PNGs, Chromium checks.
 
 The page is static HTML with relative links, so the output folder can be zipped, served or opened
-from disk. A few lines of inline script record, on every <audio> element, whether the browser
-could load it (`data-state="ready"` and `data-duration`, or `data-state="error"`); a headless
-browser's `--dump-dom` then shows that every player works (`probe_audio_elements`).
+from disk. Files are written through `etils.epath`, so the folder may also be a URI (`gs://...`);
+the Chromium checks below need a local folder. A few lines of inline script record, on every
+<audio> element, whether the browser could load it (`data-state="ready"` and `data-duration`, or
+`data-state="error"`); a headless browser's `--dump-dom` then shows that every player works
+(`probe_audio_elements`).
 """
 
 from __future__ import annotations
@@ -19,15 +21,22 @@ import tempfile
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
+from etils import epath
 
 from pix2pitch_jax.audio.spectrogram import colorize_mel
 from pix2pitch_jax.core import workdir as workdir_lib
+from pix2pitch_jax.data import records
+
+
+def save_png(image: np.ndarray, path: str | os.PathLike) -> None:
+  """A uint8 (H, W, 3) array as a PNG at `path` (a local path or a URI)."""
+  # Encoded in memory and written in one go: the same call for a local path or a URI.
+  workdir_lib.as_path(path).write_bytes(records.png_bytes(image))
 
 
 def save_mel_png(image: np.ndarray, path: str | os.PathLike) -> None:
   """A mel image as a magma PNG, the colouring TensorBoard shows during training too."""
-  Image.fromarray(colorize_mel(image), mode='RGB').save(path)
+  save_png(colorize_mel(image), path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,9 +117,9 @@ def write_gallery(
   title: str,
   subtitle: str = '',
   skipped: Sequence[tuple[str, str]] = (),
-) -> pathlib.Path:
+) -> epath.Path:
   """Write `<out_dir>/index.html` with one card per entry and a list of skipped inputs."""
-  path = pathlib.Path(out_dir) / workdir_lib.GALLERY_INDEX
+  path = workdir_lib.as_path(out_dir) / workdir_lib.GALLERY_INDEX
   page = render_gallery(entries, title=title, subtitle=subtitle, skipped=skipped)
   path.write_text(page, encoding='utf-8')
   return path

@@ -25,6 +25,9 @@ items of a chunk once all their files are in place (each file is written under a
 and renamed), so a run that is killed and started again, with any number of hosts, skips every
 finished input and redoes at most the chunk each host was in. Records live under a key of the
 settings (checkpoint step, seed, Griffin-Lim iterations, era, source): other settings start over.
+
+The workdir, the images folder and the output folder may be local or URIs
+(`gs://bucket/...`): every file goes through `etils.epath`.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import pathlib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -93,12 +95,14 @@ def _safe_stem(text: str, taken: set[str]) -> str:
   return unique
 
 
-def _image_files(images_dir: str | os.PathLike) -> tuple[pathlib.Path, list[pathlib.Path]]:
-  root = pathlib.Path(images_dir)
+def _image_files(images_dir: str | os.PathLike) -> tuple[epath.Path, list[epath.Path]]:
+  root = workdir_lib.as_path(images_dir)
   if not root.is_dir():
     raise FileNotFoundError(f'--images={images_dir} is not a directory')
   hidden = lambda p: any(part.startswith('.') for part in p.relative_to(root).parts)
-  return root, sorted(p for p in root.rglob('*') if p.is_file() and not hidden(p))
+  # walk(), not rglob: epath refuses recursive patterns; walk() lists a local folder or a bucket.
+  found = (folder / name for folder, _, names in root.walk() for name in names)
+  return root, sorted((p for p in found if not hidden(p)), key=lambda p: p.relative_to(root).parts)
 
 
 def plan_image_folder(
@@ -138,7 +142,8 @@ def _load_image(path: str | os.PathLike, image_size: int) -> tuple[np.ndarray | 
   from pix2pitch_jax.data import images
 
   try:
-    return images.load_painting(path, image_size), ''
+    # Read through epath, so a folder in a bucket works like a local one.
+    return images.load_painting(workdir_lib.as_path(path).read_bytes(), image_size), ''
   except (OSError, ValueError) as e:  # images.UnreadableImageError is an OSError
     return None, f'{type(e).__name__}: {e}'
 

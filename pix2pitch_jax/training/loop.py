@@ -99,6 +99,8 @@ def validate_common(config: ml_collections.ConfigDict) -> records.DatasetMeta:
   configs.check_known_keys(config)
   c = config
   require(bool(c.data_dir), 'data_dir is required (--config.data_dir=...)')
+  reason = records.unreadable_reason(c.data_dir)
+  require(reason is None, str(reason))
   require(workdir_lib.as_path(c.data_dir).is_dir(), f'data_dir {c.data_dir!r} is not a directory')
   require(
     c.image_size >= 8 and c.image_size & (c.image_size - 1) == 0,

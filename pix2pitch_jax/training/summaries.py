@@ -1,4 +1,4 @@
-"""What training shows: TensorBoard event files (tensorboardX, no TensorFlow) and metrics.jsonl.
+"""What training shows: TensorBoard event files (no TensorFlow) and metrics.jsonl.
 
 `TrainingSummaries` writes, on process 0 only (the others get a disabled instance, so the loop has
 no rank checks):
@@ -9,6 +9,9 @@ no rank checks):
   audio     'target_audio/<i>' and 'generated_audio/<i>': Griffin-Lim renderings of the shown mels,
             at the dataset's sample rate, because a mel that looks right can still sound wrong
 
+Both files go through `core.run_logs`, so a workdir on cloud storage (`gs://...`) works: there
+the logs are flushed every `flush_secs` and on `close()` (see run_logs for why and how).
+
 Audio is for listening, not scoring: a few clips, `GRIFFIN_LIM_ITERS` iterations, and the initial
 phase of clip i fixed by `AUDIO_SEED` (as `generation.job.mels_to_audio` does), so that reference
 and generated clip i differ only in their mels and successive evaluations only in the model.
@@ -16,17 +19,14 @@ and generated clip i differ only in their mels and successive evaluations only i
 
 from __future__ import annotations
 
-import glob
-import json
 import os
-import struct
 from collections.abc import Mapping
-from typing import IO, Any
 
 import jax
 import numpy as np
 
 from pix2pitch_jax.audio import inverse, spectrogram
+from pix2pitch_jax.core import run_logs
 from pix2pitch_jax.core import workdir as workdir_lib
 
 GRIFFIN_LIM_ITERS = 32
@@ -43,21 +43,20 @@ class TrainingSummaries:
 
   def __init__(
     self,
-    workdir: str,
+    workdir: str | os.PathLike,
     *,
     enabled: bool,
     mel_params: spectrogram.MelParams | None = None,
     griffin_lim_iters: int = GRIFFIN_LIM_ITERS,
+    flush_secs: float = run_logs.FLUSH_SECS,
   ):
-    self._writer = None  # a tensorboardX.SummaryWriter on the enabled process
-    self._jsonl: IO[str] | None = None  # open exactly when _writer is
+    self._writer: run_logs.EventWriter | None = None  # on the enabled process
+    self._jsonl: run_logs.JsonLinesLog | None = None  # open exactly when _writer is
     self._mel_params, self._griffin_lim_iters = mel_params, griffin_lim_iters
     if enabled:
-      from tensorboardX import SummaryWriter
-
       paths = workdir_lib.Workdir(workdir)
-      self._writer = SummaryWriter(str(paths.tensorboard))
-      self._jsonl = paths.metrics_jsonl.open('a')
+      self._writer = run_logs.EventWriter(paths.tensorboard, flush_secs=flush_secs)
+      self._jsonl = run_logs.JsonLinesLog(paths.metrics_jsonl, flush_secs=flush_secs)
 
   @property
   def enabled(self) -> bool:
@@ -67,9 +66,8 @@ class TrainingSummaries:
     if self._writer is None or self._jsonl is None:  # disabled
       return
     for name, value in scalars.items():
-      self._writer.add_scalar(name, value, step)
-    self._jsonl.write(json.dumps({'step': step, **scalars}) + '\n')
-    self._jsonl.flush()
+      self._writer.scalar(name, value, step)
+    self._jsonl.write({'step': step, **scalars})
 
   def images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
     """Each entry (N, H, W, C), uint8 or float in [-1, 1], as one grid image."""
@@ -79,8 +77,7 @@ class TrainingSummaries:
       value = np.asarray(value)
       if value.dtype != np.uint8:
         value = to_uint8(value)
-      self._writer.add_images(name, value, step, dataformats='NHWC')
-    self._writer.flush()
+      self._writer.images(name, value, step)
 
   def audio(self, step: int, clips: Mapping[str, np.ndarray], sample_rate: int) -> None:
     """Each entry (N, samples) in [-1, 1] (clipped) as N clips tagged '<name>/<i>'."""
@@ -88,10 +85,7 @@ class TrainingSummaries:
       return
     for name, batch in clips.items():
       for i, clip in enumerate(np.asarray(batch, np.float32)):
-        self._writer.add_audio(
-          f'{name}/{i}', np.clip(clip, -1.0, 1.0), step, sample_rate=sample_rate
-        )
-    self._writer.flush()
+        self._writer.audio(f'{name}/{i}', np.clip(clip, -1.0, 1.0), step, sample_rate=sample_rate)
 
   def examples(
     self, step: int, *, paintings: np.ndarray, target_mels: np.ndarray, generated_mels: np.ndarray
@@ -160,25 +154,5 @@ def mels_to_clips(
   return np.asarray(inverse.mel_image_to_audio(mels, params, n_iter=n_iter, key=keys))
 
 
-def read_events(log_dir: str | os.PathLike) -> list[Any]:
-  """Every `Event` proto in the event files directly in `log_dir`, oldest file first.
-
-  For tests and notebooks: needs only tensorboardX's protobufs, not the tensorboard package. The
-  files are TFRecords (u64 length, u32 crc, payload, u32 crc; checksums not verified here); a
-  record still being written at the end of a file is skipped.
-  """
-  from tensorboardX.proto import event_pb2
-
-  events = []
-  for path in sorted(glob.glob(os.path.join(os.fspath(log_dir), 'events.out.tfevents.*'))):
-    with open(path, 'rb') as f:
-      data = f.read()
-    pos = 0
-    while pos + 12 <= len(data):
-      (length,) = struct.unpack('<Q', data[pos : pos + 8])
-      start, end = pos + 12, pos + 12 + length
-      if end + 4 > len(data):
-        break
-      events.append(event_pb2.Event.FromString(data[start:end]))
-      pos = end + 4
-  return events
+# Reads the summaries back (tests, notebooks), from a local folder or a URI.
+read_events = run_logs.read_events
