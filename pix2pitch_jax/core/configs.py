@@ -33,6 +33,12 @@ def default_config() -> ml_collections.ConfigDict:
   c.num_devices = 0  # 0: all devices (one process: the most that divide batch_size)
   c.dtype = 'float32'  # compute dtype: float32 | bfloat16 (params stay float32)
   c.fsdp = False  # shard params + optimizer state over 'data' (else replicate)
+  c.fsdp_min_size = 2**14  # with fsdp: leaves with fewer elements stay replicated
+
+  c.mesh = ml_collections.ConfigDict()
+  # Slices joined by the data-centre network (TPU multi-slice): the 'data' axis spans them all,
+  # slice by slice. 1: one slice (or one GPU cluster).
+  c.mesh.dcn_data_parallelism = 1
 
   c.model = ml_collections.ConfigDict()
   c.model.ngf = 64

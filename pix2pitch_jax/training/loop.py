@@ -111,8 +111,12 @@ def validate_common(config: ml_collections.ConfigDict) -> records.DatasetMeta:
     'num_images',
   ):
     require(c[name] >= 1, f'{name} must be >= 1, got {c[name]}')
-  for name in ('eval_every_steps', 'eval_max_examples', 'num_devices'):
+  for name in ('eval_every_steps', 'eval_max_examples', 'num_devices', 'fsdp_min_size'):
     require(c[name] >= 0, f'{name} must be >= 0, got {c[name]}')
+  require(
+    c.mesh.dcn_data_parallelism >= 1,
+    f'mesh.dcn_data_parallelism must be >= 1, got {c.mesh.dcn_data_parallelism}',
+  )
   require(
     c.num_devices <= jax.device_count(),
     f'num_devices={c.num_devices} but only {jax.device_count()} devices exist',
@@ -139,17 +143,22 @@ def validate_common(config: ml_collections.ConfigDict) -> records.DatasetMeta:
 # ----------------------------------------------------------------------------- state
 
 
+def _state_shardings(task: Task, abstract: Any, mesh) -> Any:
+  c = task.config
+  return sharding.state_shardings(abstract, mesh, c.fsdp, min_size=c.fsdp_min_size)
+
+
 def create_state(task: Task, mesh) -> tuple[State, Any]:
   """Initialise straight into the target shardings (no host copy of the full state)."""
   abstract = jax.eval_shape(task.init_state)
-  shardings = sharding.state_shardings(abstract, mesh, task.config.fsdp)
+  shardings = _state_shardings(task, abstract, mesh)
   return jax.jit(task.init_state, out_shardings=shardings)(), shardings
 
 
 def abstract_state(task: Task, mesh) -> tuple[State, Any]:
   """ShapeDtypeStructs with shardings: the restore target for checkpoints."""
   abstract = jax.eval_shape(task.init_state)
-  shardings = sharding.state_shardings(abstract, mesh, task.config.fsdp)
+  shardings = _state_shardings(task, abstract, mesh)
   return jax.tree.map(
     lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
   ), shardings
@@ -263,7 +272,9 @@ def train(task: Task, workdir: str) -> dict[str, Any]:
   config = task.config
   workdir_lib.Workdir(workdir).root.mkdir(parents=True, exist_ok=True)
   _write_config(config, workdir)
-  mesh = sharding.make_mesh(mesh_size(config))
+  mesh = sharding.make_mesh(
+    mesh_size(config), dcn_data_parallelism=config.mesh.dcn_data_parallelism
+  )
   if mesh.size < jax.device_count():
     logging.warning(
       'Training on %d of %d devices (batch_size=%d, num_devices=%d).',
