@@ -50,6 +50,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.use_dropout = True
   c.model.era_conditioning = False
   c.model.conv_impl = 'gemm'  # see models/pix2pix.py: gemm | phases | depth_to_space | native
+  c.model.remat = False  # recompute U-Net block / PatchGAN layer activations in the backward pass
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.lr = 2e-4
@@ -58,6 +59,9 @@ def default_config() -> ml_collections.ConfigDict:
   # pix2pix's n_epochs / n_epochs_decay in steps: constant lr until here, then linear to 0 at
   # num_train_steps. Follows num_train_steps (half of it) unless set.
   c.optimizer.decay_start_step = c.get_ref('num_train_steps') // 2
+  # optax.MultiSteps: update every k steps with the mean gradient of k batches (effective batch
+  # k * batch_size); steps, the lr schedule and checkpoints still count batches.
+  c.optimizer.grad_accum_steps = 1
 
   c.input = ml_collections.ConfigDict()
   c.input.jitter = True  # resize to 286/256*S and random-crop S (painting and mel)
