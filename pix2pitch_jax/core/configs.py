@@ -34,6 +34,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.dtype = 'float32'  # compute dtype: float32 | bfloat16 (params stay float32)
   c.fsdp = False  # shard params + optimizer state over 'data' (else replicate)
   c.fsdp_min_size = 2**14  # with fsdp: leaves with fewer elements stay replicated
+  # Profile these steps with jax.profiler into <workdir>/profile: 'start:stop' (stop exclusive,
+  # as a Python slice), e.g. '10:15'; '' for none.
+  c.profile_steps = ''
 
   c.mesh = ml_collections.ConfigDict()
   # Slices joined by the data-centre network (TPU multi-slice): the 'data' axis spans them all,
