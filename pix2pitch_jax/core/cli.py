@@ -4,13 +4,15 @@
     def run() -> None: cli.run(main)     # the console-script entry point
 
 `run` gives every tool the same behaviour: extra positional arguments are a usage error, the
-libraries' INFO chatter is filtered out of the console (logs.py), and the errors a user can fix
-(a bad config key or value, a missing file, a bad input) end the program with one line,
-`error: ...`, and exit status 1 instead of a traceback.
+libraries' INFO chatter is filtered out of the console (logs.py), JAX's persistent compilation
+cache is on (`enable_compilation_cache`), and the errors a user can fix (a bad config key or
+value, a missing file, a bad input) end the program with one line, `error: ...`, and exit
+status 1 instead of a traceback.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -34,6 +36,7 @@ def run(main: Callable[[], object], *, user_errors: tuple[type[BaseException], .
     if len(argv) > 1:
       raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
     logs.quiet_library_logs()
+    enable_compilation_cache()
     try:
       main()
     except USER_ERRORS + user_errors as e:
@@ -50,6 +53,36 @@ def run(main: Callable[[], object], *, user_errors: tuple[type[BaseException], .
 
 
 _HELP_FLAGS = {'--help', '-h', '-?', '--helpshort', '--helpfull', '--helpxml'}
+CACHE_ENV = 'JAX_COMPILATION_CACHE_DIR'
+
+
+def default_compilation_cache_dir() -> str:
+  """`$XDG_CACHE_HOME/pix2pitch_jax/jax`, else `~/.cache/pix2pitch_jax/jax`: a local disk."""
+  base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+  return os.path.join(base, 'pix2pitch_jax', 'jax')
+
+
+def enable_compilation_cache() -> str | None:
+  """Turn on JAX's persistent compilation cache unless the user chose one; returns the folder.
+
+  A `JAX_COMPILATION_CACHE_DIR` in the environment is the user's choice (JAX reads it itself;
+  an empty value turns the cache off), as is a cache folder already set in `jax.config`.
+  Otherwise the default folder is used: a rerun, a resumed job or the evaluation after training
+  then loads its programs instead of compiling them again. Always on the local disk, never in
+  a (possibly remote) workdir. This module stays free of JAX (data_prep uses it): the variable
+  is set for a JAX imported later, and a JAX already imported is configured directly.
+  """
+  if CACHE_ENV in os.environ:
+    return os.environ[CACHE_ENV] or None
+  jax = sys.modules.get('jax')
+  configured = jax.config.jax_compilation_cache_dir if jax is not None else None
+  if configured:
+    return configured
+  path = default_compilation_cache_dir()
+  os.environ[CACHE_ENV] = path
+  if jax is not None:
+    jax.config.update('jax_compilation_cache_dir', path)
+  return path
 
 
 def _adopt_main_module(main: Callable[[], object]) -> None:

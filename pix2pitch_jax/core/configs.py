@@ -36,6 +36,15 @@ def default_config() -> ml_collections.ConfigDict:
   c.num_devices = 0  # 0: all devices (one process: the most that divide batch_size)
   c.dtype = 'float32'  # compute dtype: float32 | bfloat16 (params stay float32)
   c.fsdp = False  # shard params + optimizer state over 'data' (else replicate)
+  c.fsdp_min_size = 2**14  # with fsdp: leaves with fewer elements stay replicated
+  # Profile these steps with jax.profiler into <workdir>/profile: 'start:stop' (stop exclusive,
+  # as a Python slice), e.g. '10:15'; '' for none.
+  c.profile_steps = ''
+
+  c.mesh = ml_collections.ConfigDict()
+  # Slices joined by the data-centre network (TPU multi-slice): the 'data' axis spans them all,
+  # slice by slice. 1: one slice (or one GPU cluster).
+  c.mesh.dcn_data_parallelism = 1
 
   c.model = ml_collections.ConfigDict()
   c.model.ngf = 64
@@ -47,6 +56,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.use_dropout = True
   c.model.era_conditioning = False
   c.model.conv_impl = 'gemm'  # see models/pix2pix.py: gemm | phases | depth_to_space | native
+  c.model.remat = False  # recompute U-Net block / PatchGAN layer activations in the backward pass
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.lr = 2e-4
@@ -55,6 +65,9 @@ def default_config() -> ml_collections.ConfigDict:
   # pix2pix's n_epochs / n_epochs_decay in steps: constant lr until here, then linear to 0 at
   # num_train_steps. Follows num_train_steps (half of it) unless set.
   c.optimizer.decay_start_step = c.get_ref('num_train_steps') // 2
+  # optax.MultiSteps: update every k steps with the mean gradient of k batches (effective batch
+  # k * batch_size); steps, the lr schedule and checkpoints still count batches.
+  c.optimizer.grad_accum_steps = 1
 
   c.input = ml_collections.ConfigDict()
   c.input.jitter = True  # resize to 286/256*S and random-crop S (painting and mel)

@@ -11,6 +11,7 @@ cloud URI (`gs://bucket/run`); nothing here goes through `os.path`.
     <workdir>/eval/metrics_<step>.json   the evaluation job's metrics and report
     <workdir>/eval/report_<step>.md
     <workdir>/era_classifier/            the evaluation job's cached era classifier
+    <workdir>/profile/                   jax.profiler traces of `config.profile_steps`
 
 The demo's own folder (`DemoDir`) wraps a training workdir with its corpus and galleries.
 """
@@ -75,6 +76,10 @@ class Workdir:
   @property
   def era_classifier(self) -> epath.Path:
     return self.root / 'era_classifier'
+
+  @property
+  def profile(self) -> epath.Path:
+    return self.root / 'profile'
 
 
 class DemoDir:

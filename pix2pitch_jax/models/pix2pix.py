@@ -40,6 +40,11 @@ stride-1 convs only:
 
 All four give the same outputs for the same parameters up to float rounding
 (tests/test_models.py); only speed differs.
+
+Rematerialisation (`remat=True`). Each U-Net block (conv, norm, dropout) and each PatchGAN layer
+runs under `nnx.remat` (`jax.checkpoint`): the backward pass keeps only the blocks' inputs and
+recomputes what is inside them, trading about one extra forward pass for activation memory. The
+function computed is the same (tests/test_train.py: same losses as without).
 """
 
 from __future__ import annotations
@@ -349,10 +354,12 @@ class UNetGenerator(nnx.Module):
     use_dropout: bool = True,
     num_eras: int = 0,
     conv_impl: ConvImpl = 'gemm',
+    remat: bool = False,
     dtype=jnp.float32,
     rngs: nnx.Rngs,
   ):
     chans = unet_channels(image_size, ngf)
+    self.remat = remat
     n = len(chans)
     use_bias = norm != 'batch'  # BN has its own shift (pix2pix: use_bias = norm is instance)
     self.dtype = dtype
@@ -404,12 +411,13 @@ class UNetGenerator(nnx.Module):
     dropout_key: jax.Array | None = None,
   ) -> jax.Array:
     """`dropout_key` is required in training mode when dropout is on (see `eval_view`)."""
+    encode, decode = _maybe_remat(_encode, self.remat), _maybe_remat(_decode, self.remat)
     x = paintings.astype(self.dtype)
     skips = []
     for i, (conv, norm) in enumerate(zip(self.down_convs, self.down_norms)):
       if i > 0:
         x = nnx.leaky_relu(x, 0.2)
-      x = norm(conv(x))
+      x = encode(conv, norm, x)
       skips.append(x)
     if self.era_embed is not None:
       if eras is None:
@@ -424,13 +432,40 @@ class UNetGenerator(nnx.Module):
     for j, up in enumerate(self.up_convs):
       if j > 0:
         x = jnp.concatenate([x, skips[n - 1 - j]], axis=-1)
-      x = up(nnx.relu(x))
-      if j == n - 1:
-        break
-      x = self.up_norms[j](x)
-      if j < self.num_dropout:
-        x = self.dropout(x, rngs=keys[j])
+      up_norm = self.up_norms[j] if j < n - 1 else None  # the output layer has no norm
+      dropout = self.dropout if j < self.num_dropout else None
+      x = decode(up, up_norm, dropout, x, keys[j] if dropout is not None else None)
     return jnp.tanh(x.astype(jnp.float32))
+
+
+def _encode(conv: nnx.Module, norm: nnx.Module, x: jax.Array) -> jax.Array:
+  """One U-Net encoder block after its activation: conv, norm."""
+  return norm(conv(x))
+
+
+def _decode(
+  up: nnx.Module,
+  norm: nnx.Module | None,
+  dropout: nnx.Dropout | None,
+  x: jax.Array,
+  key: jax.Array | None,
+) -> jax.Array:
+  """One U-Net decoder block: ReLU, transposed conv, norm and dropout where the block has them."""
+  x = up(nnx.relu(x))
+  if norm is not None:
+    x = norm(x)
+  if dropout is not None:
+    x = dropout(x, rngs=key)
+  return x
+
+
+def _patch_layer(conv: nnx.Module, norm: nnx.Module, x: jax.Array) -> jax.Array:
+  return nnx.leaky_relu(norm(conv(x)), 0.2)
+
+
+def _maybe_remat(fn: Callable, remat: bool) -> Callable:
+  """`fn` under `nnx.remat` (BatchNorm statistic updates still flow out), or as is."""
+  return nnx.remat(fn) if remat else fn
 
 
 def min_patchgan_size(n_layers: int) -> int:
@@ -449,9 +484,11 @@ class PatchDiscriminator(nnx.Module):
     n_layers: int = 3,
     norm: Norm = 'batch',
     conv_impl: ConvImpl = 'gemm',
+    remat: bool = False,
     dtype=jnp.float32,
     rngs: nnx.Rngs,
   ):
+    self.remat = remat
     if n_layers < 1:
       raise ValueError(f'n_layers_D must be >= 1, got {n_layers}')
     use_bias = norm != 'batch'
@@ -483,9 +520,10 @@ class PatchDiscriminator(nnx.Module):
         f'PatchGAN with n_layers={len(self.convs) - 1} needs inputs of at least '
         f'{min_patchgan_size(len(self.convs) - 1)} pixels, got {paintings.shape[1]}'
       )
+    layer = _maybe_remat(_patch_layer, self.remat)
     x = jnp.concatenate([paintings.astype(self.dtype), mels.astype(self.dtype)], axis=-1)
     for conv, norm in zip(self.convs, self.norms):
-      x = nnx.leaky_relu(norm(conv(x)), 0.2)
+      x = layer(conv, norm, x)
     return self.head(x).astype(jnp.float32)
 
 
@@ -503,6 +541,7 @@ def make_generator(model_config, image_size: int, num_eras: int, dtype, rngs: nn
     use_dropout=model_config.use_dropout,
     num_eras=num_eras if model_config.era_conditioning else 0,
     conv_impl=model_config.conv_impl,
+    remat=model_config.get('remat', False),  # absent from configs written before it existed
     dtype=dtype,
     rngs=rngs,
   )
@@ -515,6 +554,7 @@ def make_discriminator(model_config, dtype, rngs: nnx.Rngs):
     n_layers=model_config.n_layers_D,
     norm=model_config.norm,
     conv_impl=model_config.conv_impl,
+    remat=model_config.get('remat', False),  # absent from configs written before it existed
     dtype=dtype,
     rngs=rngs,
   )

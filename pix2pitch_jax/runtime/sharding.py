@@ -2,12 +2,20 @@
 
 One 1-D mesh axis, 'data', spans every device of every process. The global batch is sharded
 over it (data parallelism); parameters are replicated, or with FSDP sharded over the same axis
-along their largest divisible dimension (ZeRO-3 style: XLA all-gathers them where needed).
-Everything runs under `jax.jit` with `NamedSharding`s; there is no pmap.
+along their largest divisible dimension (ZeRO-3 style: XLA all-gathers them where needed); leaves
+smaller than `FSDP_MIN_SIZE` elements (BatchNorm vectors, biases) stay replicated, where sharding
+would cost a collective per use and save nothing. Everything runs under `jax.jit` with
+`NamedSharding`s; there is no pmap.
+
+The device order along 'data' comes from `jax.make_mesh` (the physical topology: a ring on a TPU
+slice) or, for several TPU slices joined by the data-centre network, from
+`mesh_utils.create_hybrid_device_mesh`: slice by slice, so that the inner part of every
+reduction stays on the fast inter-chip links (ICI) and only the outer part crosses DCN.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,12 +23,15 @@ from typing import Any
 import jax
 import numpy as np
 from absl import logging
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from pix2pitch_jax.data import batching
 
 DATA_AXIS = 'data'
+# FSDP leaves with fewer elements than this stay replicated (config.fsdp_min_size).
+FSDP_MIN_SIZE = 2**14
 
 
 def maybe_initialize_distributed() -> None:
@@ -55,11 +66,16 @@ def maybe_initialize_distributed() -> None:
   )
 
 
-def make_mesh(num_devices: int | None = None, *, local: bool = False) -> Mesh:
+def make_mesh(
+  num_devices: int | None = None, *, local: bool = False, dcn_data_parallelism: int = 1
+) -> Mesh:
   """A 1-D ('data',) mesh over the first `num_devices` devices (default: all, all hosts).
 
   `local`: over this process's devices only. Batch inference uses it in a multi-process job:
   each host runs its own share of the inputs, with no collective between hosts.
+  `dcn_data_parallelism` > 1 builds a hybrid mesh over that many slices (TPU multi-slice; on
+  GPU and CPU clusters one process is one unit) with every device, the 'data' axis running
+  slice by slice. 1 is a single slice: the topology-aware `jax.make_mesh`.
   """
   devices = jax.local_devices() if local else jax.devices()
   if num_devices is not None:
@@ -70,7 +86,46 @@ def make_mesh(num_devices: int | None = None, *, local: bool = False) -> Mesh:
     devices = devices[:num_devices]
   # Classic (Auto) axis types: shardings propagate through jit as with pjit; jax.make_mesh
   # would default to Explicit axes.
-  return Mesh(np.asarray(devices), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
+  axis_types = (jax.sharding.AxisType.Auto,)
+  if dcn_data_parallelism == 1:
+    units, unit_name = dcn_units(devices)
+    if units > 1 and unit_name == 'slices':
+      raise ValueError(
+        f'the devices span {units} slices: set --config.mesh.dcn_data_parallelism={units}'
+      )
+    return jax.make_mesh((len(devices),), (DATA_AXIS,), axis_types=axis_types, devices=devices)
+  if num_devices is not None and num_devices != len(jax.devices()):
+    raise ValueError('a multi-slice (dcn_data_parallelism > 1) mesh uses every device')
+  return Mesh(hybrid_devices(devices, dcn_data_parallelism), (DATA_AXIS,), axis_types=axis_types)
+
+
+def dcn_units(devices) -> tuple[int, str]:
+  """(number, name) of the units the data-centre network joins: TPU slices (or any devices that
+  report several slices), else processes (hosts of a GPU or CPU cluster)."""
+  slices = {getattr(d, 'slice_index', None) for d in devices}
+  if len(slices) > 1 or devices[0].platform == 'tpu':
+    return len(slices), 'slices'
+  return len({d.process_index for d in devices}), 'processes'
+
+
+def hybrid_devices(devices, dcn_data_parallelism: int) -> np.ndarray:
+  """The devices ordered for one 'data' axis over `dcn_data_parallelism` slices (1-D array)."""
+  if dcn_data_parallelism < 1:
+    raise ValueError(f'dcn_data_parallelism must be >= 1, got {dcn_data_parallelism}')
+  units, unit_name = dcn_units(devices)
+  if units != dcn_data_parallelism:
+    hint = ' (one slice needs no DCN axis: use 1)' if units == 1 else ''
+    raise ValueError(
+      f'mesh.dcn_data_parallelism={dcn_data_parallelism} but the devices span {units} '
+      f'{unit_name}{hint}; set it to {units}'
+    )
+  per_unit = len(devices) // units
+  return mesh_utils.create_hybrid_device_mesh(
+    (per_unit,),
+    (dcn_data_parallelism,),
+    devices,
+    process_is_granule=unit_name == 'processes',
+  )
 
 
 def host_rows(n: int) -> np.ndarray:
@@ -103,10 +158,14 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def fsdp_spec(shape: tuple[int, ...], axis_size: int) -> P:
-  """Shard the largest dimension divisible by `axis_size` over 'data'; replicate otherwise."""
+def fsdp_spec(shape: tuple[int, ...], axis_size: int, min_size: int = FSDP_MIN_SIZE) -> P:
+  """Shard the largest dimension divisible by `axis_size` over 'data'; replicate otherwise.
+
+  Leaves of fewer than `min_size` elements stay replicated: gathering a BatchNorm vector at
+  every use costs a collective's latency and saves a few hundred bytes per device.
+  """
   candidates = [(dim, i) for i, dim in enumerate(shape) if dim % axis_size == 0 and dim > 0]
-  if axis_size == 1 or not candidates:
+  if axis_size == 1 or not candidates or math.prod(shape) < min_size:
     return P()
   _, axis = max(candidates)
   spec: list[str | None] = [None] * len(shape)
@@ -114,13 +173,15 @@ def fsdp_spec(shape: tuple[int, ...], axis_size: int) -> P:
   return P(*spec)
 
 
-def state_shardings(abstract_state: Any, mesh: Mesh, fsdp: bool) -> Any:
+def state_shardings(
+  abstract_state: Any, mesh: Mesh, fsdp: bool, *, min_size: int = FSDP_MIN_SIZE
+) -> Any:
   """NamedShardings for a pytree of arrays / ShapeDtypeStructs: replicated or FSDP."""
   axis_size = mesh.shape[DATA_AXIS]
 
   def sharding_for(leaf):
     shape = tuple(getattr(leaf, 'shape', ()))
-    return NamedSharding(mesh, fsdp_spec(shape, axis_size) if fsdp else P())
+    return NamedSharding(mesh, fsdp_spec(shape, axis_size, min_size) if fsdp else P())
 
   return jax.tree.map(sharding_for, abstract_state)
 

@@ -34,7 +34,7 @@ from pix2pitch_jax.core import configs
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.data import records
 from pix2pitch_jax.runtime import checkpointing, preemption, sharding
-from pix2pitch_jax.training import summaries
+from pix2pitch_jax.training import profiling, summaries
 
 State = dict[str, Any]
 # ETAs beyond this (~27 years) print as unknown: no rate that slow is a real estimate.
@@ -115,8 +115,16 @@ def validate_common(config: ml_collections.ConfigDict) -> records.DatasetMeta:
     'num_images',
   ):
     require(c[name] >= 1, f'{name} must be >= 1, got {c[name]}')
-  for name in ('eval_every_steps', 'eval_max_examples', 'num_devices'):
+  for name in ('eval_every_steps', 'eval_max_examples', 'num_devices', 'fsdp_min_size'):
     require(c[name] >= 0, f'{name} must be >= 0, got {c[name]}')
+  require(
+    c.mesh.dcn_data_parallelism >= 1,
+    f'mesh.dcn_data_parallelism must be >= 1, got {c.mesh.dcn_data_parallelism}',
+  )
+  try:
+    profiling.parse_profile_steps(c.profile_steps)
+  except ValueError as e:
+    raise configs.ConfigError(f'Bad config: {e}') from None
   require(
     c.num_devices <= jax.device_count(),
     f'num_devices={c.num_devices} but only {jax.device_count()} devices exist',
@@ -143,17 +151,22 @@ def validate_common(config: ml_collections.ConfigDict) -> records.DatasetMeta:
 # ----------------------------------------------------------------------------- state
 
 
+def _state_shardings(task: Task, abstract: Any, mesh) -> Any:
+  c = task.config
+  return sharding.state_shardings(abstract, mesh, c.fsdp, min_size=c.fsdp_min_size)
+
+
 def create_state(task: Task, mesh) -> tuple[State, Any]:
   """Initialise straight into the target shardings (no host copy of the full state)."""
   abstract = jax.eval_shape(task.init_state)
-  shardings = sharding.state_shardings(abstract, mesh, task.config.fsdp)
+  shardings = _state_shardings(task, abstract, mesh)
   return jax.jit(task.init_state, out_shardings=shardings)(), shardings
 
 
 def abstract_state(task: Task, mesh) -> tuple[State, Any]:
   """ShapeDtypeStructs with shardings: the restore target for checkpoints."""
   abstract = jax.eval_shape(task.init_state)
-  shardings = sharding.state_shardings(abstract, mesh, task.config.fsdp)
+  shardings = _state_shardings(task, abstract, mesh)
   return jax.tree.map(
     lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
   ), shardings
@@ -262,12 +275,17 @@ def train(task: Task, workdir: str) -> dict[str, Any]:
   """Train `task` (resuming from `workdir` if it has checkpoints); returns a summary dict.
 
   Summary: final `step`, the last logged metrics, the last evaluation's metrics, `resumed_from`
-  (step or None), `preempted` (bool).
+  (step or None), `preempted` (bool), and this host's time and memory figures
+  (`profiling.RunMonitor.summary`: `goodput`, `step_time_s`, `<category>_s`, `host`,
+  `step_memory_bytes`).
   """
   config = task.config
+  monitor = profiling.RunMonitor(config, workdir)  # starts this host's wall clock
   workdir_lib.Workdir(workdir).root.mkdir(parents=True, exist_ok=True)
   _write_config(config, workdir)
-  mesh = sharding.make_mesh(mesh_size(config))
+  mesh = sharding.make_mesh(
+    mesh_size(config), dcn_data_parallelism=config.mesh.dcn_data_parallelism
+  )
   if mesh.size < jax.device_count():
     logging.warning(
       'Training on %d of %d devices (batch_size=%d, num_devices=%d).',
@@ -299,8 +317,10 @@ def train(task: Task, workdir: str) -> dict[str, Any]:
         ckpt=ckpt,
         log=log,
         stop=stop,
+        monitor=monitor,
       )
   finally:
+    monitor.close()
     ckpt.close()
     log.close()
     if hasattr(data_iter, 'close'):
@@ -309,15 +329,22 @@ def train(task: Task, workdir: str) -> dict[str, Any]:
 
 
 def _train_loop(
-  task: Task, state, *, data_iter, train_fn, mesh, shardings, ckpt, log, stop
+  task: Task, state, *, data_iter, train_fn, mesh, shardings, ckpt, log, stop, monitor
 ) -> dict:
   config = task.config
   start = int(jax.device_get(state['progress']['step']))
   summary: dict[str, Any] = {'resumed_from': start or None, 'preempted': False, 'step': start}
   last_saved = ckpt.latest_step()
   timer = Throughput(start)
+  monitor.loop_started()
   for step in range(start + 1, config.num_train_steps + 1):
-    state, metrics = train_fn(state, sharding.shard_batch(next(data_iter), mesh))
+    with monitor.timing('input'):
+      batch = sharding.shard_batch(next(data_iter), mesh)
+    if step == start + 1:  # ahead of the first call: compile time and memory analysis
+      monitor.compile(train_fn, state, batch)
+    monitor.before_step(step)
+    state, metrics = train_fn(state, batch)
+    monitor.after_step(step, metrics)
     if step == start + 1:  # keep compilation out of the throughput figures
       jax.block_until_ready(metrics)
       timer = Throughput(step)
@@ -328,12 +355,18 @@ def _train_loop(
       # Checked before every save, so the newest checkpoint is always a finite one.
       host = {k: float(v) for k, v in jax.device_get(metrics).items()}
       check_finite(step, host, last_saved)
-      _log_metrics(task, log, step, timer.report(step), host)
+      with monitor.timing('log'):
+        _log_metrics(task, log, step, timer.report(step), host)
+        log.scalars(step, monitor.scalars())
       summary.update(host)
     timer.pause()
     if final or (config.eval_every_steps and step % config.eval_every_steps == 0):
-      summary.update(task.evaluate(state, mesh=mesh, state_shardings=shardings, log=log, step=step))
-    if save and ckpt.save(step, state, force=final or preempt):
+      with monitor.timing('eval'):
+        evaluation = task.evaluate(state, mesh=mesh, state_shardings=shardings, log=log, step=step)
+      summary.update(evaluation)
+    with monitor.timing('checkpoint'):
+      saved = save and ckpt.save(step, state, force=final or preempt)
+    if saved:
       last_saved = step
     timer.resume()
     summary['step'] = step
@@ -341,7 +374,9 @@ def _train_loop(
       logging.warning('Stopping at step %d after a stop request; checkpoint saved.', step)
       summary['preempted'] = True
       break
-  ckpt.wait()
+  with monitor.timing('checkpoint'):
+    ckpt.wait()
+  summary.update(monitor.summary())
   return summary
 
 

@@ -7,6 +7,16 @@ all hosts; BatchNorm statistics are therefore global-batch (synchronised) statis
 
 State items (one checkpoint item each): `generator` and `discriminator` ({'params',
 'batch_stats'}), `opt_state` (both Adam states) and `progress` ({'step', 'rng'}).
+
+Gradient accumulation (`optimizer.grad_accum_steps` = k > 1) wraps both Adams in
+`optax.MultiSteps`: every step still runs the whole D-then-G iteration on one batch, the
+gradients are averaged over k steps, and D and G are updated together on every k-th step (their
+counters move in lockstep). D's update is that of one step on the k batches together (G and D
+are unchanged within the group); G's adversarial gradients of the first k-1 batches are taken
+against the D of the previous update rather than the one updated by the group, so G's update
+is close to, not equal to, the big-batch one. BatchNorm normalises with each step's batch
+statistics and updates its running averages every step. The lr of an update is the schedule at
+the first step of its group: the schedule keeps counting steps (batches), not updates.
 """
 
 from __future__ import annotations
@@ -61,6 +71,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   require(m.lambda_L1 >= 0, f'model.lambda_L1 must be >= 0, got {m.lambda_L1}')
   require(o.lr > 0 and 0 <= o.b1 < 1 and 0 <= o.b2 < 1, 'optimizer: need lr > 0, 0 <= b1, b2 < 1')
   require(
+    o.grad_accum_steps >= 1 and c.num_train_steps % o.grad_accum_steps == 0,
+    f'optimizer.grad_accum_steps must be >= 1 and divide num_train_steps={c.num_train_steps}, '
+    f'got {o.grad_accum_steps}',
+  )
+  require(
     0 <= o.decay_start_step <= c.num_train_steps,
     f'optimizer.decay_start_step must be in [0, num_train_steps={c.num_train_steps}], '
     f'got {o.decay_start_step}',
@@ -78,7 +93,7 @@ class Networks:
   discriminator: nnx.GraphDef
   g_tx: optax.GradientTransformation
   d_tx: optax.GradientTransformation
-  lr_schedule: optax.Schedule
+  lr_schedule: optax.Schedule  # by step (batch): the lr applied by the update that step joins
 
 
 def lr_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
@@ -98,10 +113,22 @@ def _build_modules(config, meta: records.DatasetMeta, key: jax.Array):
   return generator, discriminator
 
 
+def optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, Any]:
+  """Adam on `lr_schedule`, under `optax.MultiSteps` when accumulating; and the lr by step."""
+  o, schedule = config.optimizer, lr_schedule(config)
+  k = o.grad_accum_steps
+  if k == 1:  # no MultiSteps wrapper: checkpoints keep the plain Adam state
+    return optax.adam(schedule, b1=o.b1, b2=o.b2), schedule
+  # The inner Adam counts updates; update u applies the lr of step u * k.
+  tx = optax.adam(lambda update: schedule(update * k), b1=o.b1, b2=o.b2)
+  return optax.MultiSteps(tx, every_k_schedule=k).gradient_transformation(), (
+    lambda step: schedule(step // k * k)
+  )
+
+
 def make_networks(config, meta: records.DatasetMeta) -> Networks:
   generator, discriminator = nnx.eval_shape(lambda: _build_modules(config, meta, jax.random.key(0)))
-  schedule = lr_schedule(config)
-  tx = optax.adam(schedule, b1=config.optimizer.b1, b2=config.optimizer.b2)
+  tx, schedule = optimizer(config)
   return Networks(
     pix2pix.split_variables(generator)[0],
     pix2pix.split_variables(discriminator)[0],
