@@ -111,6 +111,16 @@ def test_fallback_moves_the_bad_step_aside_and_resumes_before_it(corrupt_latest,
   assert (workdir / 'checkpoints' / moved[0]).is_dir()
 
 
+def test_fallback_with_nothing_left_says_so(corrupt_latest):
+  config, workdir = corrupt_latest
+  _corrupt(workdir / 'checkpoints' / '2')
+  with pytest.raises(checkpointing.NoRestorableCheckpointError, match=r'\[3, 2\]'):
+    checkpointing.Checkpointer(str(workdir)).restore(_target(config), fallback=True)
+  names = sorted(p.name.split('.bad-')[0] for p in (workdir / 'checkpoints').iterdir())
+  assert names == ['2', '3']  # both moved aside, none left under a step name
+  assert checkpointing.Checkpointer(str(workdir), read_only=True).all_steps() == []
+
+
 def test_no_checkpoint_means_none(tmp_path):
   assert checkpointing.Checkpointer(str(tmp_path)).restore({}) is None
 

@@ -49,8 +49,8 @@ class CheckpointRestoreError(cli.UserInputError):
   """The checkpoint asked for (by default the latest) could not be restored; nothing changed."""
 
 
-class NoRestorableCheckpointError(RuntimeError):
-  """Checkpoints exist but none of them could be restored."""
+class NoRestorableCheckpointError(CheckpointRestoreError):
+  """With `fallback`: every checkpoint failed to restore and was moved aside."""
 
 
 def checkpoint_dir(workdir: str | os.PathLike) -> epath.Path:
@@ -122,7 +122,8 @@ class Checkpointer:
       if candidate is None:
         if tried:
           raise NoRestorableCheckpointError(
-            f'none of the checkpoints {tried} in {self.directory} could be restored (see log)'
+            f'none of the checkpoints {tried} in {self.directory} could be restored (see the '
+            'log); they were moved aside (<step>.bad-<time>), so a rerun starts from scratch'
           )
         return None
       state, error = self._try_restore(candidate, abstract_state)
