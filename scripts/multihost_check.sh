@@ -20,8 +20,12 @@ COMMON=(--config=experiments/tiny.py "--config.data_dir=$DATA_DIR" "--config.num
 export JAX_PLATFORMS=cpu
 
 pids=()
+# No persistent compile cache for the two processes: on XLA:CPU its key differs between the
+# processes of one job and only process 0 writes entries, so with a warm cache process 0 starts
+# at once while process 1 compiles for minutes on a loaded machine, and the first collective's
+# set-up times out.
 for id in 0 1; do
-  JAX_COORDINATOR_ADDRESS=127.0.0.1:$PORT JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=$id \
+  JAX_ENABLE_COMPILATION_CACHE=false JAX_COORDINATOR_ADDRESS=127.0.0.1:$PORT JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=$id \
   XLA_FLAGS=--xla_force_host_platform_device_count=2 \
     "$PY" -m pix2pitch_jax.train "${COMMON[@]}" --workdir="$WORKDIR/multi" \
     >"$WORKDIR/process_$id.log" 2>&1 &
