@@ -43,7 +43,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.lambda_L1 = 100.0
   c.model.use_dropout = True
   c.model.era_conditioning = False
-  c.model.conv_impl = 'gemm'  # see models/pix2pix.py: gemm | phases | depth_to_space | native
+  # auto: gemm on CPU, native on GPU/TPU (models/pix2pix.py); or gemm | phases | depth_to_space |
+  # native. Resolved where the model is built, on the machine that runs it.
+  c.model.conv_impl = 'auto'
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.lr = 2e-4

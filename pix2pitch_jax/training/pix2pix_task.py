@@ -47,8 +47,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   require(m.norm in pix2pix.NORMS, f'model.norm must be one of {pix2pix.NORMS}, got {m.norm!r}')
   require(m.gan_mode in GAN_MODES, f'model.gan_mode must be one of {GAN_MODES}, got {m.gan_mode!r}')
   require(
-    m.conv_impl in pix2pix.CONV_IMPLS,
-    f'model.conv_impl must be one of {pix2pix.CONV_IMPLS}, got {m.conv_impl!r}',
+    m.conv_impl in pix2pix.CONV_IMPL_CHOICES,
+    f'model.conv_impl must be one of {pix2pix.CONV_IMPL_CHOICES}, got {m.conv_impl!r}',
   )
   require(
     m.ngf >= 1 and m.ndf >= 1 and m.n_layers_D >= 1,
@@ -258,6 +258,15 @@ class Pix2PixTask:
   def __init__(self, config: ml_collections.ConfigDict, meta: records.DatasetMeta):
     validate_config(config)
     self.config, self.meta = config, meta
+    # config.json keeps what the user asked for ('auto'), so inference on another machine picks
+    # its own backend's formulation; the log says what this run uses.
+    self.conv_impl = pix2pix.resolve_conv_impl(config.model.conv_impl)
+    logging.info(
+      'Strided convolutions: model.conv_impl=%s -> %r on %s.',
+      config.model.conv_impl,
+      self.conv_impl,
+      jax.default_backend(),
+    )
     self.nets = make_networks(config, meta)
     self._eval_fn: Callable[..., Any] | None = None
 
