@@ -56,9 +56,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.optimizer.decay_start_step = c.get_ref('num_train_steps') // 2
 
   c.input = ml_collections.ConfigDict()
+  # Augmentation runs on the device inside the train step (data/augment.py).
   c.input.jitter = True  # resize to 286/256*S and random-crop S (painting and mel)
   c.input.flip = True  # random left-right flip of the painting only
-  c.input.workers = 0  # grain worker processes (0: decode in the main process)
+  # grain worker processes; 0: decode in the main process; -1: none on CPU, 2 per accelerator.
+  c.input.workers = -1
   c.input.shuffle_buffer = 0  # 0: exact global shuffle; N: index shuffle within windows of N
   return c
 
