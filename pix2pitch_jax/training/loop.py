@@ -3,9 +3,10 @@
 A model family (pix2pix today; others later) is a `Task`: it builds its state, steps it, and
 evaluates it. Everything around that is here and written once: config checks that hold for any
 family, the device mesh, initialising straight into the state's shardings, resume from the newest
-restorable checkpoint (state and input position together), the jitted step with a donated state,
-NaN/Inf checks before every save, progress lines with an ETA, TensorBoard and metrics.jsonl,
-evaluation and checkpoint intervals, and stopping cleanly on SIGTERM / Ctrl-C / pre-emption.
+restorable checkpoint (state and input position together), the jitted step with a donated state
+(its batch already on the devices, metrics read one step late), NaN/Inf checks before every save,
+progress lines with an ETA, TensorBoard and metrics.jsonl, evaluation and checkpoint intervals,
+and stopping cleanly on SIGTERM / Ctrl-C / pre-emption.
 
 The state is a plain dict of arrays laid out like a checkpoint (runtime/checkpointing.py), so it
 can be donated, sharded (replicated or FSDP) and saved without conversion. It must hold
@@ -118,8 +119,8 @@ def validate_common(config: ml_collections.ConfigDict) -> records.DatasetMeta:
     f'num_devices={c.num_devices} but only {jax.device_count()} devices exist',
   )
   require(
-    c.input.workers >= 0 and c.input.shuffle_buffer >= 0,
-    'input.workers and input.shuffle_buffer must be >= 0',
+    c.input.workers >= -1 and c.input.shuffle_buffer >= 0,
+    'input.workers must be >= 0 or -1 (auto) and input.shuffle_buffer >= 0',
   )
   num_devices = mesh_size(c)
   require(
@@ -310,20 +311,28 @@ def _train_loop(
   summary: dict[str, Any] = {'resumed_from': start or None, 'preempted': False, 'step': start}
   last_saved = ckpt.latest_step()
   timer = Throughput(start)
+  # Each step's batch is put on the devices while the previous step runs (see the end of the
+  # loop), and taken from data_iter only then, so a checkpoint's input position is exact.
+  batch = sharding.shard_batch(next(data_iter), mesh) if start < config.num_train_steps else None
+  pending = None  # (step, metrics) of a log step, read one step late
   for step in range(start + 1, config.num_train_steps + 1):
-    state, metrics = train_fn(state, sharding.shard_batch(next(data_iter), mesh))
+    state, metrics = train_fn(state, batch)
     if step == start + 1:  # keep compilation out of the throughput figures
       jax.block_until_ready(metrics)
       timer = Throughput(step)
+    if pending is not None:
+      # This step is queued behind the one that produced them: reading them leaves no device idle.
+      _report(task, log, summary, timer=timer, step=pending[0], metrics=pending[1], last=last_saved)
+      pending = None
     final = step == config.num_train_steps
     preempt = stop.received is not None or ckpt.reached_preemption(step)
     save = final or preempt or step % config.checkpoint_every_steps == 0
-    if save or step % config.log_every_steps == 0:
-      # Checked before every save, so the newest checkpoint is always a finite one.
-      host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-      check_finite(step, host, last_saved)
-      _log_metrics(task, log, step, timer.report(step), host)
-      summary.update(host)
+    if save:
+      # Checked before every save (the save waits for this step anyway), and every earlier log
+      # step's metrics were checked above: the newest checkpoint is always a finite one.
+      _report(task, log, summary, timer=timer, step=step, metrics=metrics, last=last_saved)
+    elif step % config.log_every_steps == 0:
+      pending = (step, metrics)
     timer.pause()
     if final or (config.eval_every_steps and step % config.eval_every_steps == 0):
       summary.update(task.evaluate(state, mesh=mesh, state_shardings=shardings, log=log, step=step))
@@ -335,8 +344,20 @@ def _train_loop(
       logging.warning('Stopping at step %d after a stop request; checkpoint saved.', step)
       summary['preempted'] = True
       break
+    if not final:
+      batch = sharding.shard_batch(next(data_iter), mesh)
+  if pending is not None:
+    _report(task, log, summary, timer=timer, step=pending[0], metrics=pending[1], last=last_saved)
   ckpt.wait()
   return summary
+
+
+def _report(task: Task, log, summary: dict, *, timer: Throughput, step: int, metrics, last) -> None:
+  """Fetch one step's metrics, stop on a non-finite value, log them and keep them in `summary`."""
+  host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+  check_finite(step, host, last)
+  _log_metrics(task, log, step, timer.report(step), host)
+  summary.update(host)
 
 
 def _log_metrics(
