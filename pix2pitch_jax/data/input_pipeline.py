@@ -29,8 +29,8 @@ from pix2pitch_jax.data import batching, records
 
 TRAIN_KEYS = ('painting', 'mel', 'era')
 AUTO_WORKERS = -1
-# Worker processes per local accelerator with `input.workers=-1`: one core decodes ~3 000
-# examples/s of the raw-bytes format (bench/input_pipeline.py), an H100 at 35 % MFU eats ~4 000.
+# Worker processes per local accelerator with `input.workers=-1`: a worker process feeds ~3 800
+# examples/s of the raw format (bench/input_pipeline.py); an H100 at 35 % MFU eats ~4 000.
 WORKERS_PER_ACCELERATOR = 2
 
 
