@@ -1,7 +1,7 @@
 r"""Benchmark one pix2pix training step (D then G update) at the paper's size.
 
     python bench/train_step.py [--size=256] [--batch=1,8] [--steps=5] [--dtype=float32]
-                               [--conv_impl=gemm]
+                               [--conv_impl=auto]
 
 For each batch size prints compile time, median step time, examples/s, XLA's FLOP count per
 step (cost analysis of the compiled program), achieved FLOP/s, memory, and a last line
@@ -27,9 +27,9 @@ _STEPS = flags.DEFINE_integer('steps', 5, 'Timed steps per batch size (after one
 _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Compute dtype.')
 _CONV_IMPL = flags.DEFINE_enum(
   'conv_impl',
-  'gemm',
-  ['gemm', 'phases', 'depth_to_space', 'native'],
-  'Strided-conv formulation (models.py).',
+  'auto',
+  ['auto', 'gemm', 'phases', 'depth_to_space', 'native'],
+  'Strided-conv formulation (models/pix2pix.py); auto: gemm on CPU, native on GPU/TPU.',
 )
 _NGF = flags.DEFINE_integer('ngf', 64, 'Generator width.')
 _NDF = flags.DEFINE_integer('ndf', 64, 'Discriminator width.')
@@ -110,10 +110,12 @@ def bench_one(size: int, batch: int) -> str:
   state, shardings = loop.create_state(task, mesh)
   train_fn = loop.jit_train_step(task, mesh, shardings)
   rng = np.random.default_rng(0)
+  # As the input pipeline ships it: stored bytes + global indices (augmented in the step).
   batch_np = {
-    'painting': rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32),
-    'mel': rng.uniform(-1, 1, (batch, size, size, 1)).astype(np.float32),
+    'painting': rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8),
+    'mel': rng.uniform(-1, 1, (batch, size, size)).astype(np.float16),
     'era': np.zeros((batch,), np.int32),
+    'index': np.arange(batch, dtype=np.uint32),
   }
   data = sharding.shard_batch(batch_np, mesh)
 
@@ -135,7 +137,8 @@ def bench_one(size: int, batch: int) -> str:
   achieved = flops / step_s if flops else None
   mfu = f'{achieved / (peak * jax.device_count()):.3f}' if achieved and peak else 'n/a'
   print(
-    f'--- size={size} batch={batch} dtype={_DTYPE.value} conv_impl={_CONV_IMPL.value} '
+    f'--- size={size} batch={batch} dtype={_DTYPE.value} conv_impl={_CONV_IMPL.value}'
+    f'->{task.conv_impl} '
     f'devices={jax.device_count()}x{device.device_kind}'
   )
   print(

@@ -120,11 +120,11 @@ def _records(job: ShardJob, skipped: list, by_era: collections.Counter) -> Itera
   last_painting: tuple[str, Any] = ('', None)  # examples of one painting are consecutive
   for ex in job.examples:
     if ex.painting_id != last_painting[0]:
-      last_painting = (ex.painting_id, _painting_png(ex.painting, job))
-    png, mel = last_painting[1], None
-    if not isinstance(png, str):
+      last_painting = (ex.painting_id, _painting_pixels(ex.painting, job))
+    pixels, mel = last_painting[1], None
+    if not isinstance(pixels, str):
       mel = _clip_mel(ex.clip, job.mel_params)
-    reason = png if isinstance(png, str) else mel if isinstance(mel, str) else ''
+    reason = pixels if isinstance(pixels, str) else mel if isinstance(mel, str) else ''
     if reason:
       if job.strict:
         raise SkipIsFatal(f'{ex.painting_id} / {ex.clip_source_id}: {reason} (--strict)')
@@ -134,7 +134,7 @@ def _records(job: ShardJob, skipped: list, by_era: collections.Counter) -> Itera
     yield records.serialize_example(
       features,
       dict(
-        painting=png,
+        painting=pixels,
         mel=mel,
         era=ex.era,
         painting_id=ex.painting_id,
@@ -145,10 +145,10 @@ def _records(job: ShardJob, skipped: list, by_era: collections.Counter) -> Itera
     )
 
 
-def _painting_png(ref, job: ShardJob) -> bytes | str:
-  """PNG bytes of the painting, or the reason it cannot be read."""
+def _painting_pixels(ref, job: ShardJob) -> np.ndarray | str:
+  """The painting as uint8 (S, S, 3), or the reason it cannot be read."""
   try:
-    return records.png_bytes(ref.load(job.mel_params.image_size, job.image_mode))
+    return ref.load(job.mel_params.image_size, job.image_mode)
   except OSError as e:  # includes images.UnreadableImageError and FileNotFoundError
     return f'painting unreadable: {e}'
 

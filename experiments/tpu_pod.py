@@ -22,6 +22,5 @@ def get_config():
   config.checkpoint_every_steps = 1000
   config.eval_every_steps = 2000
   config.log_every_steps = 50
-  config.input.workers = 8
   config.input.shuffle_buffer = 0
   return config

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import logging
 from flax import nnx
 
 from pix2pitch_jax.audio import inverse, spectrogram
@@ -122,6 +123,14 @@ def load_generator(
   config = read_config(workdir)
   meta = records.read_meta(config.data_dir)
   mesh = sharding.make_mesh(num_devices, local=True)
+  # 'auto' (the default) resolves for this machine's backend, which may differ from training's;
+  # every formulation has the same parameters.
+  logging.info(
+    'Generator convolutions: model.conv_impl=%s -> %r on %s.',
+    config.model.conv_impl,
+    pix2pix.resolve_conv_impl(config.model.conv_impl),
+    jax.default_backend(),
+  )
   graphdef, abstract = pix2pix.abstract_generator(config, len(meta.era_names))
   # Laid out as in training: replicated, or FSDP-sharded when the run needed that for memory.
   shardings = sharding.state_shardings(abstract, mesh, config.fsdp)

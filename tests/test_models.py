@@ -160,3 +160,33 @@ def test_bad_options_fail_clearly():
     pix2pix.UNetGenerator(32, ngf=4, conv_impl='fft', rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match='power of two'):
     pix2pix.UNetGenerator(48, ngf=4, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize(
+  'platform, expected',
+  [('cpu', 'gemm'), ('gpu', 'native'), ('cuda', 'native'), ('rocm', 'native'), ('tpu', 'native')],
+)
+def test_choose_conv_impl_picks_native_unless_the_backend_is_cpu(platform, expected):
+  assert pix2pix.choose_conv_impl(platform) == expected
+  assert pix2pix.resolve_conv_impl('auto', platform) == expected
+  assert pix2pix.resolve_conv_impl('phases', platform) == 'phases'  # an explicit choice stays
+
+
+def test_auto_conv_impl_is_resolved_where_the_model_is_built(monkeypatch):
+  """The default config builds gemm convs here (CPU) and native ones where JAX runs on a GPU."""
+  from pix2pitch_jax.core import configs
+
+  config = configs.default_config()
+  config.image_size, config.model.ngf, config.model.ndf = 16, 4, 4
+  assert config.model.conv_impl == 'auto'
+  build = lambda: (
+    pix2pix.generator_from_config(config, 0, nnx.Rngs(0)),
+    pix2pix.discriminator_from_config(config, nnx.Rngs(0)),
+  )
+  g, d = build()
+  assert {g.down_convs[0].impl, g.up_convs[0].impl, d.convs[0].impl} == {'gemm'}
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  g, d = build()
+  assert {g.down_convs[0].impl, g.up_convs[0].impl, d.convs[0].impl} == {'native'}
+  with pytest.raises(ValueError, match='conv_impl must be one of'):
+    pix2pix.resolve_conv_impl('fft')

@@ -13,7 +13,7 @@ def test_roundtrip_values_and_types(tiny_dataset):
   assert len(src) == 16
   ex = src[0]
   assert ex['painting'].dtype == np.uint8 and ex['painting'].shape == (32, 32, 3)
-  assert ex['mel'].dtype == np.float32 and ex['mel'].shape == (32, 32)
+  assert ex['mel'].dtype == np.float16 and ex['mel'].shape == (32, 32)  # as stored
   # float16 storage: the mel is the painting's mean brightness within half a step.
   expected = ex['painting'].mean(-1) / 127.5 - 1.0
   np.testing.assert_allclose(ex['mel'], expected, atol=1e-3)
@@ -44,3 +44,15 @@ def test_unknown_split_and_missing_dir(tiny_dataset, tmp_path):
 def test_interrupted_shard_is_not_counted(tiny_dataset, tmp_path):
   (tmp_path / '.pix2pitch-train.array_record-00000-of-00001.tmp-1').write_bytes(b'partial')
   assert records.finished_shards(tmp_path) == {}
+
+
+def test_train_fields_source_equals_the_full_decode(tiny_dataset):
+  fast = records.open_train_split(tiny_dataset, 'train')
+  full = records.open_split(tiny_dataset, 'train')
+  assert isinstance(fast, records.TrainFieldsSource) and len(fast) == len(full) == 16
+  for i in range(len(full)):
+    a, b = fast[i], full[i]
+    assert set(a) == {'painting', 'mel', 'era'} and a['era'] == b['era']
+    for key in ('painting', 'mel'):
+      assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape
+      np.testing.assert_array_equal(a[key], b[key])

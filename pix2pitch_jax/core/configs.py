@@ -55,7 +55,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.lambda_L1 = 100.0
   c.model.use_dropout = True
   c.model.era_conditioning = False
-  c.model.conv_impl = 'gemm'  # see models/pix2pix.py: gemm | phases | depth_to_space | native
+  # auto: gemm on CPU, native on GPU/TPU (models/pix2pix.py); or gemm | phases | depth_to_space |
+  # native. Resolved where the model is built, on the machine that runs it.
+  c.model.conv_impl = 'auto'
   c.model.remat = False  # recompute U-Net block / PatchGAN layer activations in the backward pass
 
   c.optimizer = ml_collections.ConfigDict()
@@ -70,9 +72,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.optimizer.grad_accum_steps = 1
 
   c.input = ml_collections.ConfigDict()
+  # Augmentation runs on the device inside the train step (data/augment.py).
   c.input.jitter = True  # resize to 286/256*S and random-crop S (painting and mel)
   c.input.flip = True  # random left-right flip of the painting only
-  c.input.workers = 0  # grain worker processes (0: decode in the main process)
+  # grain worker processes; 0: decode in the main process; -1: none on CPU, 2 per accelerator.
+  c.input.workers = -1
   c.input.shuffle_buffer = 0  # 0: exact global shuffle; N: index shuffle within windows of N
   return c
 

@@ -101,3 +101,10 @@ def _open(source: PaintingSource, size: int) -> Image.Image:
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
     raise UnreadableImageError(f'cannot decode {name}: {e}') from e
   return image
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+  """uint8 (H, W, 3) RGB array -> PNG bytes (written in one go, to any storage)."""
+  buffer = io.BytesIO()
+  Image.fromarray(np.asarray(image, np.uint8), mode='RGB').save(buffer, format='PNG')
+  return buffer.getvalue()

@@ -1,70 +1,70 @@
-"""grain input pipeline: records -> shuffled, augmented, per-host batches; resumable.
+"""grain input pipeline: records -> shuffled per-host batches of stored bytes; resumable.
 
 The global example stream is defined independently of how many processes read it: one global
-shuffle (same seed everywhere), repeated forever, augmented with randomness keyed on the
-example's global position, cut into global batches; process p of n then reads rows
-[p*B/n, (p+1)*B/n) of every global batch. So the global batch at step t is the same on 1 host or
-64, a resumed run sees exactly the batches an uninterrupted one would, and each host decodes only
-its own rows. Nothing about the input is checkpointed: the stream is indexable, so a run resumed
-at step t starts at global batch t (`start_step`), whatever the host or device count.
+shuffle (same seed everywhere), repeated forever, cut into global batches; process p of n then
+reads rows [p*B/n, (p+1)*B/n) of every global batch. Each row carries its global position
+(`index`), on which the device-side augmentation is keyed. So the global batch at step t is the
+same on 1 host or 64, a resumed run sees exactly the batches an uninterrupted one would, and each
+host decodes only its own rows. Nothing about the input is checkpointed: the stream is indexable,
+so a run resumed at step t starts at global batch t (`start_step`), whatever the host or device
+count.
 
-Augmentation is pix2pix's `resize_and_crop` + flip: painting and mel are resized to ~1.117*S
-(286/256) and cropped at the same random offset; only the painting is flipped left-right, since
-the mel's columns are time and must not run backwards.
+Training batches carry what the records store, as small as it is: uint8 paintings, float16 mels
+(2 bytes a value) and each row's position in the global stream (`index`). Conversion to float32
+and pix2pix's jitter and flip run on the device inside the jitted step (`data/augment.py`),
+keyed on that index, so no host core resizes images and a batch crosses to the device in ~1/3 of
+the float32 bytes.
 """
 
 from __future__ import annotations
 
-import functools
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import grain
 import jax
 import numpy as np
-from PIL import Image
+from absl import logging
 
 from pix2pitch_jax.data import batching, records
 
-LOAD_SCALE = 286 / 256  # pix2pix --load_size 286 for --crop_size 256
 TRAIN_KEYS = ('painting', 'mel', 'era')
+AUTO_WORKERS = -1
+# Worker processes per local accelerator with `input.workers=-1`: a worker process feeds ~3 800
+# examples/s of the raw format (bench/input_pipeline.py); an H100 at 35 % MFU eats ~4 000.
+WORKERS_PER_ACCELERATOR = 2
 
 
 def to_model_inputs(example: dict[str, Any]) -> dict[str, np.ndarray | np.int32]:
-  """Decoded record -> float32 painting (S,S,3) and mel (S,S,1) in [-1, 1], int32 era."""
+  """Decoded record -> float32 painting (S,S,3) and mel (S,S,1) in [-1, 1], int32 era (eval)."""
   painting = np.asarray(example['painting'], np.float32) / 127.5 - 1.0
   mel = np.asarray(example['mel'], np.float32)[..., None]
   return {'painting': painting, 'mel': mel, 'era': np.int32(example['era'])}
 
 
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
-  """Bicubic resize of a float (H,W,C) image, channel by channel (PIL mode 'F')."""
-  channels = [
-    np.asarray(Image.fromarray(image[..., c]).resize((size, size), Image.Resampling.BICUBIC))
-    for c in range(image.shape[-1])
-  ]
-  return np.stack(channels, axis=-1)
+def train_row(index: int, example: dict[str, Any]) -> dict[str, Any]:
+  """Decoded record at global stream position `index` -> the arrays a training batch carries:
+  painting uint8 (S,S,3), mel float16 (S,S), era int32, index uint32 (position modulo 2**32;
+  it only keys the augmentation, see data/augment.py)."""
+  return {
+    'painting': np.asarray(example['painting'], np.uint8),
+    'mel': np.asarray(example['mel'], records.MEL_DTYPE),
+    'era': np.int32(example['era']),
+    'index': np.uint32(index % 2**32),
+  }
 
 
-def augment(
-  example: dict[str, np.ndarray], rng: np.random.Generator, *, jitter: bool, flip: bool
-) -> dict[str, np.ndarray]:
-  """pix2pix jitter (resize to ~1.117*S, shared random crop) and painting-only flip."""
-  painting, mel = example['painting'], example['mel']
-  size = painting.shape[0]
-  if jitter:
-    load = int(round(size * LOAD_SCALE))
-    top, left = rng.integers(0, load - size + 1, size=2)
-    crop = lambda x: _resize(x, load)[top : top + size, left : left + size]
-    painting, mel = crop(painting), np.clip(crop(mel), -1.0, 1.0)
-    painting = np.clip(painting, -1.0, 1.0)
-  if flip and rng.random() < 0.5:
-    painting = painting[:, ::-1]
-  return dict(
-    example,
-    painting=np.ascontiguousarray(painting, np.float32),
-    mel=np.ascontiguousarray(mel, np.float32),
-  )
+def resolve_workers(workers: int) -> int:
+  """`input.workers`, with -1 (auto) resolved: no worker processes when JAX runs on the CPU (the
+  training step wants every core), else `WORKERS_PER_ACCELERATOR` per local device, at most half
+  of this host's cores."""
+  if workers != AUTO_WORKERS:
+    return workers
+  if jax.default_backend() == 'cpu':
+    return 0
+  cores = os.cpu_count() or 1
+  return max(1, min(WORKERS_PER_ACCELERATOR * jax.local_device_count(), cores // 2))
 
 
 class HostRows(grain.MapDataset):
@@ -112,31 +112,36 @@ def train_dataset(
   *,
   global_batch_size: int,
   seed: int,
-  jitter: bool = True,
-  flip: bool = True,
   shuffle_buffer: int = 0,
   workers: int = 0,
   process_index: int | None = None,
   process_count: int | None = None,
   start_step: int = 0,
 ) -> grain.IterDataset:
-  """Infinite iterable of this host's batches: painting (b,S,S,3), mel (b,S,S,1), era (b,).
+  """Infinite iterable of this host's batches, as stored: painting uint8 (b,S,S,3), mel float16
+  (b,S,S), era int32 (b,), index uint32 (b,) (each row's position in the global stream).
 
   The first batch is the one for step `start_step + 1` (global batch `start_step`): a resumed
-  run picks up where the checkpoint's step left off.
+  run picks up where the checkpoint's step left off. `workers` > 0 decodes in that many
+  processes; -1 picks a number for the backend (`resolve_workers`).
   """
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
-  source = records.open_split(data_dir, 'train')
+  workers = resolve_workers(workers)
+  source = records.open_train_split(data_dir, 'train')
   if len(source) < global_batch_size:
     raise ValueError(
       f'batch_size={global_batch_size} exceeds the {len(source)} training examples in {data_dir}'
     )
+  if source.png_paintings:
+    logging.warning(
+      '%s stores PNG paintings (the first dataset format): they read correctly but cost ~5x the '
+      'host CPU per example; rebuild it with data_prep for the raw format.',
+      data_dir,
+    )
   ds = grain.MapDataset.source(source)
   ds = _shuffled(ds, seed, shuffle_buffer).repeat()  # reshuffled every epoch
-  ds = ds.map(to_model_inputs)
-  # A partial, not a lambda: worker processes unpickle the pipeline.
-  ds = ds.random_map(functools.partial(augment, jitter=jitter, flip=flip), seed=seed + 1)
+  ds = ds.map_with_index(train_row)  # before HostRows: the index is the global position
   ds = HostRows(ds, global_batch_size, process_index, process_count)
   ds = ds.batch(global_batch_size // process_count, drop_remainder=True)
   # Every index above keys on the global position (shuffle epoch, augmentation seed), so slicing

@@ -11,8 +11,12 @@ A dataset directory is a TensorFlow Datasets dataset in `array_record` format:
 
 Each record is one painting/clip pair with the features in `make_features`. The mel image follows
 `audio/spectrogram.py` exactly; its parameters are in `pix2pitch_meta.json` under `mel_params`, so
-generation inverts what was built. No TensorFlow is needed to write or read (the Image feature is
-fed PNG bytes, the mel is a plain Tensor; an Image fed a numpy array would import TensorFlow).
+generation inverts what was built. No TensorFlow is needed to write or read.
+
+Painting and mel are stored as raw bytes (uint8 pixels, float16 values) in uncompressed records:
+decoding is a copy, about 5x less host CPU per example than the PNG paintings and zstd-compressed
+records of the first format, for ~10-30 % more disk (docs/training.md, "Input pipeline"). Datasets
+in the first format still read: TFDS decodes each dataset as its own features.json describes.
 
 Where a dataset can be read: a local folder (or a bucket mounted with gcsfuse), or `gs://` itself
 (array-record's reader has its own GCS client; each random read is one ranged request, so a local
@@ -22,7 +26,6 @@ copy is faster). Other URIs (s3://, ...) are refused in one line: `check_readabl
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import pathlib
@@ -42,6 +45,8 @@ META_FILE = 'pix2pitch_meta.json'
 SPLITS = ('train', 'validation', 'test')
 # The mel is stored as float16: 2 bytes/pixel, ample for values in [-1, 1] (step <= 5e-4).
 MEL_DTYPE = np.float16
+# Uncompressed: the painting and mel bytes barely compress, and zstd would cost decode time.
+RECORD_OPTIONS = 'group_size:1,uncompressed'
 
 
 def make_features(image_size: int, era_names: Sequence[str]):
@@ -50,14 +55,16 @@ def make_features(image_size: int, era_names: Sequence[str]):
 
   return tfds.features.FeaturesDict(
     {
-      'painting': tfds.features.Image(
+      'painting': tfds.features.Tensor(
         shape=(image_size, image_size, 3),
-        encoding_format='png',
-        doc='RGB painting, S x S, PNG-encoded.',
+        dtype=np.uint8,
+        encoding='bytes',
+        doc='RGB painting, S x S, raw uint8 pixels.',
       ),
       'mel': tfds.features.Tensor(
         shape=(image_size, image_size),
         dtype=MEL_DTYPE,
+        encoding='bytes',
         doc='Log-mel image in [-1, 1]; low frequencies in the last row.',
       ),
       'era': tfds.features.ClassLabel(names=list(era_names)),
@@ -108,15 +115,6 @@ class DatasetMeta:
     )
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-  """uint8 (H, W, 3) array -> PNG bytes (what the Image feature is fed)."""
-  from PIL import Image
-
-  buf = io.BytesIO()
-  Image.fromarray(np.asarray(image, np.uint8), mode='RGB').save(buf, format='PNG')
-  return buf.getvalue()
-
-
 def shard_path(
   data_dir: str | os.PathLike, split: str, index: int, num_shards: int
 ) -> pathlib.Path:
@@ -126,13 +124,15 @@ def shard_path(
 
 
 def serialize_example(features, example: dict[str, Any]) -> bytes:
-  """Encode one example dict (painting as uint8 array or PNG bytes) to record bytes."""
+  """Encode one example dict (painting a uint8 (S, S, 3) array) to record bytes."""
   example = dict(example)
-  if isinstance(example['painting'], np.ndarray):
-    example['painting'] = png_bytes(example['painting'])
+  painting = np.asarray(example['painting'])
+  if painting.dtype != np.uint8:
+    raise ValueError(f'painting must be a uint8 array, got {painting.dtype}')
+  example['painting'] = painting
   example['mel'] = np.asarray(example['mel'], MEL_DTYPE)
   example.setdefault('notes_json', '')
-  return features.serialize_example(features.encode_example(example))
+  return features.serialize_example(example)
 
 
 def write_shard(path: str | os.PathLike, records: Iterable[bytes]) -> int:
@@ -145,7 +145,7 @@ def write_shard(path: str | os.PathLike, records: Iterable[bytes]) -> int:
 
   path = pathlib.Path(path)
   tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
-  writer = array_record_module.ArrayRecordWriter(str(tmp), 'group_size:1')
+  writer = array_record_module.ArrayRecordWriter(str(tmp), RECORD_OPTIONS)
   count = 0
   try:
     for record in records:
@@ -280,9 +280,10 @@ def check_readable(data_dir: str | os.PathLike) -> None:
 class DecodedSource:
   """Random-access source of decoded examples for grain (a `grain.RandomAccessDataSource`).
 
-  Wraps `tfds.data_source`, which reads the ArrayRecord shards and decodes PNG and tensors with
-  no TensorFlow. Examples come back as numpy: painting uint8 (S, S, 3), mel float32 (S, S),
-  era int64, strings as `str`.
+  Wraps `tfds.data_source`, which reads the ArrayRecord shards and decodes them with no
+  TensorFlow. Examples come back as numpy: painting uint8 (S, S, 3), mel float16 (S, S) as stored,
+  era int64, strings as `str`. `png_paintings` is True for a dataset in the first format (PNG
+  paintings), which reads correctly but costs several times the host CPU per example.
   """
 
   def __init__(self, data_dir: str | os.PathLike, split: str):
@@ -295,6 +296,7 @@ class DecodedSource:
     if split not in builder.info.splits:
       raise ValueError(f'split {split!r} not in {self.data_dir}: has {sorted(builder.info.splits)}')
     self._source = builder.as_data_source(split=split)
+    self.png_paintings = isinstance(builder.info.features['painting'], tfds.features.Image)
 
   def __len__(self) -> int:
     return len(self._source)
@@ -329,13 +331,74 @@ def _to_numpy(example: dict[str, Any]) -> dict[str, Any]:
     if isinstance(value, bytes):
       value = value.decode('utf-8')
     elif key == 'mel':
-      value = np.asarray(value, np.float32)
+      value = np.asarray(value, MEL_DTYPE)  # a no-op, except for first-format datasets
     out[key] = value
   return out
 
 
 def open_split(data_dir: str | os.PathLike, split: str) -> DecodedSource:
-  """The trainer's entry point: a grain-ready random-access source over one split."""
+  """A grain-ready random-access source over one split, every field decoded."""
+  return DecodedSource(data_dir, split)
+
+
+class TrainFieldsSource:
+  """Random-access painting (uint8 (S, S, 3)), mel (float16 (S, S)) and era of a split in the raw
+  format, parsed straight from each record's tf.train.Example: no decoding of the ids and notes
+  that training never reads, no per-feature Python of TFDS' generic decoder. ~1.6x the examples
+  per CPU-second of `DecodedSource` (bench/input_pipeline.py); the same arrays (tests).
+  """
+
+  png_paintings = False
+
+  def __init__(self, data_dir: str | os.PathLike, split: str):
+    import tensorflow_datasets as tfds
+
+    self.data_dir, self.split = str(data_dir), split
+    builder = tfds.builder_from_directory(self.data_dir)
+    if split not in builder.info.splits:
+      raise ValueError(f'split {split!r} not in {self.data_dir}: has {sorted(builder.info.splits)}')
+    painting = builder.info.features['painting']
+    if not isinstance(painting, tfds.features.Tensor):
+      raise ValueError(f'{self.data_dir} is not in the raw format (PNG paintings)')
+    self._size = painting.shape[0]
+    self._source = builder.as_data_source(
+      split=split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
+    )
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    from tensorflow_datasets.proto import tf_example_pb2
+
+    feature = tf_example_pb2.Example.FromString(self._source[index]).features.feature
+    s = self._size
+    return {
+      'painting': np.frombuffer(feature['painting'].bytes_list.value[0], np.uint8).reshape(s, s, 3),
+      'mel': np.frombuffer(feature['mel'].bytes_list.value[0], MEL_DTYPE).reshape(s, s),
+      'era': feature['era'].int64_list.value[0],
+    }
+
+  def __repr__(self) -> str:
+    return f'TrainFieldsSource({self.data_dir!r}, split={self.split!r}, len={len(self)})'
+
+  def __getstate__(self):
+    return {'data_dir': self.data_dir, 'split': self.split}
+
+  def __setstate__(self, state):
+    self.__init__(state['data_dir'], state['split'])
+
+
+def open_train_split(
+  data_dir: str | os.PathLike, split: str = 'train'
+) -> TrainFieldsSource | DecodedSource:
+  """painting, mel and era of a split, as fast as its format allows: `TrainFieldsSource` for the
+  raw format, the full TFDS decode (`DecodedSource`, `png_paintings`) for the first format."""
+  import tensorflow_datasets as tfds
+
+  features = tfds.builder_from_directory(str(data_dir)).info.features
+  if isinstance(features['painting'], tfds.features.Tensor):
+    return TrainFieldsSource(data_dir, split)
   return DecodedSource(data_dir, split)
 
 

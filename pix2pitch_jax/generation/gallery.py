@@ -25,13 +25,13 @@ from etils import epath
 
 from pix2pitch_jax.audio.spectrogram import colorize_mel
 from pix2pitch_jax.core import workdir as workdir_lib
-from pix2pitch_jax.data import records
+from pix2pitch_jax.data import images
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> None:
   """A uint8 (H, W, 3) array as a PNG at `path` (a local path or a URI)."""
   # Encoded in memory and written in one go: the same call for a local path or a URI.
-  workdir_lib.as_path(path).write_bytes(records.png_bytes(image))
+  workdir_lib.as_path(path).write_bytes(images.png_bytes(image))
 
 
 def save_mel_png(image: np.ndarray, path: str | os.PathLike) -> None:

@@ -49,7 +49,7 @@ from tqdm import tqdm
 from pix2pitch_jax import inference
 from pix2pitch_jax.audio import spectrogram, wav
 from pix2pitch_jax.core import workdir as workdir_lib
-from pix2pitch_jax.data import batching, records
+from pix2pitch_jax.data import batching, images, records
 from pix2pitch_jax.generation import gallery
 from pix2pitch_jax.runtime import sharding
 
@@ -139,8 +139,6 @@ def plan_split(
 
 def _load_image(path: str | os.PathLike, image_size: int) -> tuple[np.ndarray | None, str]:
   """The painting, or None and why the file cannot be one."""
-  from pix2pitch_jax.data import images
-
   try:
     # Read through epath, so a folder in a bucket works like a local one.
     return images.load_painting(workdir_lib.as_path(path).read_bytes(), image_size), ''
@@ -510,15 +508,15 @@ def _write_outputs(
     'audio': f'{x.stem}.wav',
   }
   contents = {
-    'painting': records.png_bytes(x.painting),
-    'spectrogram': records.png_bytes(spectrogram.colorize_mel(mel)),
+    'painting': images.png_bytes(x.painting),
+    'spectrogram': images.png_bytes(spectrogram.colorize_mel(mel)),
     'audio': wav.wav_bytes(clip, params.sample_rate),
   }
   if reference_clip is not None:
     files['reference_audio'] = f'{x.stem}_reference.wav'
     files['reference_spectrogram'] = f'{x.stem}_reference_mel.png'
     contents['reference_audio'] = wav.wav_bytes(reference_clip, params.sample_rate)
-    contents['reference_spectrogram'] = records.png_bytes(
+    contents['reference_spectrogram'] = images.png_bytes(
       spectrogram.colorize_mel(_reference_mel(x))
     )
   for name, data in contents.items():

@@ -23,7 +23,7 @@ versa. The 4x4 stride-2 layers therefore keep the reference 4x4 kernel as their 
 names and shapes as nnx.Conv / nnx.ConvTranspose) but can compute the identical function with
 stride-1 convs only:
 
-* `'gemm'` (default): what PyTorch does on CPU. Down = im2col (the 16 strided views of the
+* `'gemm'`: what PyTorch does on CPU. Down = im2col (the 16 strided views of the
   padded input) + one matrix multiply; up = one matrix multiply to all 16 taps + col2im (each
   output phase sums four shifted tap images), per tap for inputs of a few pixels so the big inner
   kernels are read in their stored layout. Taps that only ever meet padding (1-pixel sides) are
@@ -39,7 +39,11 @@ stride-1 convs only:
   prefers; the reference the others are tested against).
 
 All four give the same outputs for the same parameters up to float rounding
-(tests/test_models.py); only speed differs.
+(tests/test_models.py); only speed differs. `'auto'` (the default) picks one for the backend the
+model is built on (`choose_conv_impl`): 'gemm' on CPU, 'native' on GPU and TPU, where the im2col
+buffers of 'gemm' would move several times the bytes of a native convolution (docs/training.md,
+"Kernels per platform"). Parameters are the same whatever the choice, so a checkpoint trained with
+one formulation runs with any other.
 
 Rematerialisation (`remat=True`). Each U-Net block (conv, norm, dropout) and each PatchGAN layer
 runs under `nnx.remat` (`jax.checkpoint`): the backward pass keeps only the blocks' inputs and
@@ -62,6 +66,8 @@ Norm = Literal['batch', 'instance', 'none']
 ConvImpl = Literal['gemm', 'phases', 'depth_to_space', 'native']
 NORMS = ('batch', 'instance', 'none')
 CONV_IMPLS = ('gemm', 'phases', 'depth_to_space', 'native')
+AUTO = 'auto'  # resolved per backend by `resolve_conv_impl`
+CONV_IMPL_CHOICES = (AUTO, *CONV_IMPLS)
 
 _INIT = nnx.initializers.normal(0.02)  # pix2pix init_type='normal', gain 0.02
 # pix2pix initialises norm scales N(1, 0.02) and biases 0.
@@ -71,6 +77,25 @@ _SCALE_INIT = lambda key, shape, dtype=jnp.float32: (
 NUM_DROPOUT_BLOCKS = 3  # dropout in the three innermost decoder blocks (pix2pix)
 # PyTorch's padding=1 for a 4x4 kernel, as explicit (low, high) pairs.
 _PAD1 = ((1, 1), (1, 1))
+
+
+def choose_conv_impl(platform: str) -> ConvImpl:
+  """The formulation that suits a backend ('cpu', 'gpu', 'cuda', 'rocm', 'tpu', ...).
+
+  XLA:CPU runs im2col + GEMM fastest (measured, docs/training.md); accelerators have native
+  convolution kernels (cuDNN, the TPU MXU) that read each input once, where im2col writes and
+  reads a 4x copy of it.
+  """
+  return 'gemm' if platform == 'cpu' else 'native'
+
+
+def resolve_conv_impl(impl: str, platform: str | None = None) -> ConvImpl:
+  """`impl`, with 'auto' replaced by `choose_conv_impl` for `platform` (default: JAX's backend)."""
+  if impl == AUTO:
+    return choose_conv_impl(platform or jax.default_backend())
+  if impl not in CONV_IMPLS:
+    raise ValueError(f'conv_impl must be one of {CONV_IMPL_CHOICES}, got {impl!r}')
+  return impl  # type: ignore[return-value]
 
 
 class Norm2d(nnx.Module):
@@ -353,11 +378,12 @@ class UNetGenerator(nnx.Module):
     norm: Norm = 'batch',
     use_dropout: bool = True,
     num_eras: int = 0,
-    conv_impl: ConvImpl = 'gemm',
+    conv_impl: str = AUTO,
     remat: bool = False,
     dtype=jnp.float32,
     rngs: nnx.Rngs,
   ):
+    conv_impl = resolve_conv_impl(conv_impl)
     chans = unet_channels(image_size, ngf)
     self.remat = remat
     n = len(chans)
@@ -483,12 +509,13 @@ class PatchDiscriminator(nnx.Module):
     ndf: int = 64,
     n_layers: int = 3,
     norm: Norm = 'batch',
-    conv_impl: ConvImpl = 'gemm',
+    conv_impl: str = AUTO,
     remat: bool = False,
     dtype=jnp.float32,
     rngs: nnx.Rngs,
   ):
     self.remat = remat
+    conv_impl = resolve_conv_impl(conv_impl)
     if n_layers < 1:
       raise ValueError(f'n_layers_D must be >= 1, got {n_layers}')
     use_bias = norm != 'batch'

@@ -3,10 +3,11 @@
 A model family (pix2pix today; others later) is a `Task`: it builds its state, steps it, and
 evaluates it. Everything around that is here and written once: config checks that hold for any
 family, the device mesh, initialising straight into the state's shardings, resume from the latest
-checkpoint (the input position follows from its step), the jitted step with a donated state,
-NaN/Inf checks before every save, progress lines with an ETA, TensorBoard and metrics.jsonl,
-evaluation and checkpoint intervals, and stopping cleanly on SIGTERM / Ctrl-C / pre-emption, at
-the same step on every host (runtime/preemption.py).
+checkpoint (the input position follows from its step), the jitted step with a donated state (its
+batch already on the devices, metrics read one step late), NaN/Inf checks before every save,
+progress lines with an ETA, TensorBoard and metrics.jsonl, evaluation and checkpoint intervals,
+and stopping cleanly on SIGTERM / Ctrl-C / pre-emption, at the same step on every host
+(runtime/preemption.py).
 
 The state is a plain dict of arrays laid out like a checkpoint (runtime/checkpointing.py), so it
 can be donated, sharded (replicated or FSDP) and saved without conversion. It must hold
@@ -130,8 +131,8 @@ def validate_common(config: ml_collections.ConfigDict) -> records.DatasetMeta:
     f'num_devices={c.num_devices} but only {jax.device_count()} devices exist',
   )
   require(
-    c.input.workers >= 0 and c.input.shuffle_buffer >= 0,
-    'input.workers and input.shuffle_buffer must be >= 0',
+    c.input.workers >= -1 and c.input.shuffle_buffer >= 0,
+    'input.workers must be >= 0 or -1 (auto) and input.shuffle_buffer >= 0',
   )
   num_devices = mesh_size(c)
   require(
@@ -337,9 +338,11 @@ def _train_loop(
   last_saved = ckpt.latest_step()
   timer = Throughput(start)
   monitor.loop_started()
+  # Each step's batch is put on the devices while the previous step runs (see the end of the loop).
+  with monitor.timing('input'):
+    batch = sharding.shard_batch(next(data_iter), mesh) if start < config.num_train_steps else None
+  pending = None  # (step, metrics) of a log step, read one step late
   for step in range(start + 1, config.num_train_steps + 1):
-    with monitor.timing('input'):
-      batch = sharding.shard_batch(next(data_iter), mesh)
     if step == start + 1:  # ahead of the first call: compile time and memory analysis
       monitor.compile(train_fn, state, batch)
     monitor.before_step(step)
@@ -348,17 +351,37 @@ def _train_loop(
     if step == start + 1:  # keep compilation out of the throughput figures
       jax.block_until_ready(metrics)
       timer = Throughput(step)
+    if pending is not None:
+      # This step is queued behind the one that produced them: reading them leaves no device idle.
+      _report(
+        task,
+        log,
+        summary,
+        monitor=monitor,
+        timer=timer,
+        step=pending[0],
+        metrics=pending[1],
+        last=last_saved,
+      )
+      pending = None
     final = step == config.num_train_steps
     preempt = stop.reached(step)  # the same step on every host
     save = final or preempt or step % config.checkpoint_every_steps == 0
-    if save or step % config.log_every_steps == 0:
-      # Checked before every save, so the newest checkpoint is always a finite one.
-      host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-      check_finite(step, host, last_saved)
-      with monitor.timing('log'):
-        _log_metrics(task, log, step, timer.report(step), host)
-        log.scalars(step, monitor.scalars())
-      summary.update(host)
+    if save:
+      # Checked before every save (the save waits for this step anyway), and every earlier log
+      # step's metrics were checked above: the newest checkpoint is always a finite one.
+      _report(
+        task,
+        log,
+        summary,
+        monitor=monitor,
+        timer=timer,
+        step=step,
+        metrics=metrics,
+        last=last_saved,
+      )
+    elif step % config.log_every_steps == 0:
+      pending = (step, metrics)
     timer.pause()
     if final or (config.eval_every_steps and step % config.eval_every_steps == 0):
       with monitor.timing('eval'):
@@ -374,10 +397,37 @@ def _train_loop(
       logging.warning('Stopping at step %d after a stop request; checkpoint saved.', step)
       summary['preempted'] = True
       break
+    if not final:
+      with monitor.timing('input'):
+        batch = sharding.shard_batch(next(data_iter), mesh)
+  if pending is not None:
+    _report(
+      task,
+      log,
+      summary,
+      monitor=monitor,
+      timer=timer,
+      step=pending[0],
+      metrics=pending[1],
+      last=last_saved,
+    )
   with monitor.timing('checkpoint'):
     ckpt.wait()
   summary.update(monitor.summary())
   return summary
+
+
+def _report(
+  task: Task, log, summary: dict, *, monitor, timer: Throughput, step: int, metrics, last
+) -> None:
+  """Fetch one step's metrics, stop on a non-finite value, log them (with every host's time
+  figures: a collective, so every host reports at the same steps) and keep them in `summary`."""
+  host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+  check_finite(step, host, last)
+  with monitor.timing('log'):
+    _log_metrics(task, log, step, timer.report(step), host)
+    log.scalars(step, monitor.scalars())
+  summary.update(host)
 
 
 def _log_metrics(

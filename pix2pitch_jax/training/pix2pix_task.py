@@ -34,7 +34,7 @@ import optax
 from absl import logging
 from flax import nnx
 
-from pix2pitch_jax.data import input_pipeline, records
+from pix2pitch_jax.data import augment, input_pipeline, records
 from pix2pitch_jax.models import pix2pix
 from pix2pitch_jax.runtime import sharding
 from pix2pitch_jax.training import loop, summaries
@@ -42,6 +42,9 @@ from pix2pitch_jax.training import loop, summaries
 GAN_MODES = ('vanilla', 'lsgan')
 LOSS_KEYS = ('G_GAN', 'G_L1', 'D_real', 'D_fake')
 State = loop.State
+# Augmentation keys are fold_in(fold_in(run key, AUGMENT_STREAM), example index); dropout's are
+# fold_in(run key, step), which would need a step of ~1.6e9 to collide with this stream.
+AUGMENT_STREAM = 0x61756731
 # Parameter init only: XLA compiles RngBitGenerator much faster than threefry (~3 s vs ~15 s for
 # the init program on 2 CPU cores). Values are replicated, so this is deterministic.
 INIT_PRNG = 'rbg'
@@ -57,8 +60,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   require(m.norm in pix2pix.NORMS, f'model.norm must be one of {pix2pix.NORMS}, got {m.norm!r}')
   require(m.gan_mode in GAN_MODES, f'model.gan_mode must be one of {GAN_MODES}, got {m.gan_mode!r}')
   require(
-    m.conv_impl in pix2pix.CONV_IMPLS,
-    f'model.conv_impl must be one of {pix2pix.CONV_IMPLS}, got {m.conv_impl!r}',
+    m.conv_impl in pix2pix.CONV_IMPL_CHOICES,
+    f'model.conv_impl must be one of {pix2pix.CONV_IMPL_CHOICES}, got {m.conv_impl!r}',
   )
   require(
     m.ngf >= 1 and m.ndf >= 1 and m.n_layers_D >= 1,
@@ -243,6 +246,22 @@ def train_step(
   return new_state, metrics
 
 
+def model_batch(input_config, state: State, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+  """A training batch as stored (uint8 paintings, 16-bit mels, global `index`) -> augmented
+  float32 model inputs, on the device (data/augment.py); the key comes from the run's key."""
+  painting, mel = augment.to_float(batch['painting'], batch['mel'])
+  run_key = jax.random.wrap_key_data(state['progress']['rng'])
+  painting, mel = augment.augment(
+    jax.random.fold_in(run_key, AUGMENT_STREAM),
+    batch['index'],
+    painting,
+    mel,
+    jitter=input_config.jitter,
+    flip=input_config.flip,
+  )
+  return {'painting': painting, 'mel': mel, 'era': batch['era']}
+
+
 def eval_step(nets: Networks, state: State, batch: dict[str, jax.Array]):
   """Deterministic G (running BN stats, no dropout): per-batch L1 sum, count and outputs."""
   g = state['generator']
@@ -285,6 +304,15 @@ class Pix2PixTask:
   def __init__(self, config: ml_collections.ConfigDict, meta: records.DatasetMeta):
     validate_config(config)
     self.config, self.meta = config, meta
+    # config.json keeps what the user asked for ('auto'), so inference on another machine picks
+    # its own backend's formulation; the log says what this run uses.
+    self.conv_impl = pix2pix.resolve_conv_impl(config.model.conv_impl)
+    logging.info(
+      'Strided convolutions: model.conv_impl=%s -> %r on %s.',
+      config.model.conv_impl,
+      self.conv_impl,
+      jax.default_backend(),
+    )
     self.nets = make_networks(config, meta)
     self._eval_fn: Callable[..., Any] | None = None
 
@@ -292,7 +320,10 @@ class Pix2PixTask:
     return init_state(self.config, self.meta, self.nets)
 
   def train_step(self, state: State, batch: dict[str, jax.Array]) -> tuple[State, dict]:
-    return train_step(self.nets, self.config.model, state, batch)
+    """`batch` as `train_iterator` yields it; augmentation runs here, in the same program."""
+    return train_step(
+      self.nets, self.config.model, state, model_batch(self.config.input, state, batch)
+    )
 
   def train_iterator(self, start_step: int) -> Iterator[dict[str, Any]]:
     c = self.config
@@ -301,8 +332,6 @@ class Pix2PixTask:
         c.data_dir,
         global_batch_size=c.batch_size,
         seed=c.seed,
-        jitter=c.input.jitter,
-        flip=c.input.flip,
         shuffle_buffer=c.input.shuffle_buffer,
         workers=c.input.workers,
         start_step=start_step,
