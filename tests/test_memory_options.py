@@ -20,11 +20,13 @@ def make_task(data_dir, **overrides):
 
 
 def random_batch(n, seed=0):
+  """A batch as the input pipeline delivers it: stored dtypes and each row's global index."""
   rng = np.random.default_rng(seed)
   return {
-    'painting': rng.uniform(-1, 1, (n, 32, 32, 3)).astype(np.float32),
-    'mel': rng.uniform(-1, 1, (n, 32, 32, 1)).astype(np.float32),
+    'painting': rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+    'mel': rng.uniform(-1, 1, (n, 32, 32)).astype(np.float16),
     'era': rng.integers(0, 2, (n,)).astype(np.int32),
+    'index': np.arange(seed * n, (seed + 1) * n, dtype=np.uint32),
   }
 
 
