@@ -28,6 +28,21 @@ def is_uri(path: str | os.PathLike) -> bool:
   return '://' in os.fspath(path)
 
 
+def write_bytes_atomic(path: epath.Path, data: bytes, *, tmp_suffix: str = '.tmp') -> None:
+  """Write `data` to `path` so that a killed writer leaves no half-written file.
+
+  Locally: under a temporary name, then renamed. In an object store an upload is already all or
+  nothing (the object appears when it completes), and a rename there is a copy plus a delete, so
+  the bytes go straight to their name.
+  """
+  if is_uri(path):
+    path.write_bytes(data)
+    return
+  tmp = path.parent / f'.{path.name}{tmp_suffix}'
+  tmp.write_bytes(data)
+  tmp.replace(path)
+
+
 def as_path(path: str | os.PathLike) -> epath.Path:
   """An epath for a local path (made absolute: Orbax requires it) or a URI (kept as is)."""
   path = epath.Path(path)

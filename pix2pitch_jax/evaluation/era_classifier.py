@@ -134,9 +134,9 @@ def save_era_classifier(
     'era_names': list(classifier.era_names),
     **classifier.info,
   }
-  tmp = out_path / f'.{workdir_lib.ERA_CLASSIFIER_INFO}.tmp'
-  tmp.write_text(json.dumps(info, indent=2, sort_keys=True))
-  tmp.replace(out_path / workdir_lib.ERA_CLASSIFIER_INFO)
+  workdir_lib.write_bytes_atomic(
+    out_path / workdir_lib.ERA_CLASSIFIER_INFO, json.dumps(info, indent=2, sort_keys=True).encode()
+  )
 
 
 def load_or_train_era_classifier(

@@ -423,9 +423,7 @@ class _Parts:
     np.savez(buf, **contents)
     self.folder.mkdir(parents=True, exist_ok=True)
     path = self.folder / f'{name}-{jax.process_index()}.npz'
-    tmp = path.parent / f'.{path.name}.tmp'
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(path)
+    workdir_lib.write_bytes_atomic(path, buf.getvalue())
     sharding.barrier(f'evaluation: {name}')
     if not everyone and not sharding.is_main_process():
       return None

@@ -233,10 +233,8 @@ def _write_record(
 
 
 def _write_atomic(path: epath.Path, data: bytes) -> None:
-  """Write under a temporary name, then rename: a killed run leaves no half-written file."""
-  tmp = path.parent / f'.{path.name}.tmp-{jax.process_index()}'
-  tmp.write_bytes(data)
-  tmp.replace(path)
+  """No half-written file after a kill; one temporary name per process (workdir_lib)."""
+  workdir_lib.write_bytes_atomic(path, data, tmp_suffix=f'.tmp-{jax.process_index()}')
 
 
 def _settings_key(settings: dict[str, Any]) -> str:
