@@ -23,7 +23,10 @@ training workdir of your own may be a `gs://` URI; see docs/training.md, "Cloud 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import shutil
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -243,10 +246,16 @@ def _print_summary(summary: dict[str, Any]) -> None:
     f'  metrics (json) : {summary["metrics_json"]}',
     f'  listening page : {summary["gallery_test"]}',
     f'  outside style  : {summary["gallery_outside"]}',
-    f'  tensorboard    : tensorboard --logdir {summary["tensorboard"]}',
+    f'  tensorboard    : {_tensorboard_command()} --logdir {summary["tensorboard"]}',
   ]
   for group, figures in summary['headline'].items():
     if figures:
       shown = ', '.join(f'{k}={v:.3f}' for k, v in figures.items() if isinstance(v, float))
       lines.append(f'  {group:<14} : {shown}')
   print('\n'.join(lines), flush=True)
+
+
+def _tensorboard_command() -> str:
+  """`tensorboard` as this Python's environment installed it (the venv's, when not activated)."""
+  beside = os.path.join(os.path.dirname(sys.executable), 'tensorboard')
+  return beside if os.path.exists(beside) else (shutil.which('tensorboard') or 'tensorboard')
