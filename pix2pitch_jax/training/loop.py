@@ -342,6 +342,12 @@ def _train_loop(
   with monitor.timing('input'):
     batch = sharding.shard_batch(next(data_iter), mesh) if start < config.num_train_steps else None
   pending = None  # (step, metrics) of a log step, read one step late
+
+  def report(step: int, metrics: Any) -> None:  # reads timer and last_saved as they are now
+    _report(
+      task, log, summary, monitor=monitor, timer=timer, step=step, metrics=metrics, last=last_saved
+    )
+
   for step in range(start + 1, config.num_train_steps + 1):
     if step == start + 1:  # ahead of the first call: compile time and memory analysis
       monitor.compile(train_fn, state, batch)
@@ -353,16 +359,7 @@ def _train_loop(
       timer = Throughput(step)
     if pending is not None:
       # This step is queued behind the one that produced them: reading them leaves no device idle.
-      _report(
-        task,
-        log,
-        summary,
-        monitor=monitor,
-        timer=timer,
-        step=pending[0],
-        metrics=pending[1],
-        last=last_saved,
-      )
+      report(*pending)
       pending = None
     final = step == config.num_train_steps
     preempt = stop.reached(step)  # the same step on every host
@@ -370,16 +367,7 @@ def _train_loop(
     if save:
       # Checked before every save (the save waits for this step anyway), and every earlier log
       # step's metrics were checked above: the newest checkpoint is always a finite one.
-      _report(
-        task,
-        log,
-        summary,
-        monitor=monitor,
-        timer=timer,
-        step=step,
-        metrics=metrics,
-        last=last_saved,
-      )
+      report(step, metrics)
     elif step % config.log_every_steps == 0:
       pending = (step, metrics)
     timer.pause()
@@ -401,16 +389,7 @@ def _train_loop(
       with monitor.timing('input'):
         batch = sharding.shard_batch(next(data_iter), mesh)
   if pending is not None:
-    _report(
-      task,
-      log,
-      summary,
-      monitor=monitor,
-      timer=timer,
-      step=pending[0],
-      metrics=pending[1],
-      last=last_saved,
-    )
+    report(*pending)
   with monitor.timing('checkpoint'):
     ckpt.wait()
   summary.update(monitor.summary())
