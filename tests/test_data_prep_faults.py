@@ -12,22 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 from PIL import Image
+from test_data_prep_build import TINY  # the same tiny build options
 
 from data_prep import builder, entries, music, paintings
 
 SR = 16_000
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(
-  image_size=32,
-  sample_rate=SR,
-  clip_seconds=1.0,
-  n_fft=512,
-  shard_size=4,
-  val_fraction=0.2,
-  test_fraction=0.2,
-  workers=1,
-  progress=False,
-)
 
 
 def _tone(path, seconds=3.0, freq=440.0):

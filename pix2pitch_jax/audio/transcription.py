@@ -197,6 +197,16 @@ def _drop_harmonics(
   return [c for c in candidates if not any(is_partial(c, f) for f in candidates if f is not c)]
 
 
+SCORE_KEYS = (
+  'onset_precision',
+  'onset_recall',
+  'onset_f1',
+  'onset_pitch_precision',
+  'onset_pitch_recall',
+  'onset_pitch_f1',
+)
+
+
 def note_scores(
   reference: Notes,
   estimated: Notes,
@@ -208,29 +218,9 @@ def note_scores(
   import mir_eval
 
   if not len(reference):
-    return {
-      k: float('nan')
-      for k in (
-        'onset_precision',
-        'onset_recall',
-        'onset_f1',
-        'onset_pitch_precision',
-        'onset_pitch_recall',
-        'onset_pitch_f1',
-      )
-    }
+    return dict.fromkeys(SCORE_KEYS, float('nan'))
   if not len(estimated):
-    return {
-      k: 0.0
-      for k in (
-        'onset_precision',
-        'onset_recall',
-        'onset_f1',
-        'onset_pitch_precision',
-        'onset_pitch_recall',
-        'onset_pitch_f1',
-      )
-    }
+    return dict.fromkeys(SCORE_KEYS, 0.0)
   p, r, f = mir_eval.transcription.onset_precision_recall_f1(
     reference.intervals, estimated.intervals, onset_tolerance=onset_tolerance_s
   )
