@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from pix2pitch_jax.audio import spectrogram
+from pix2pitch_jax.audio import numba_cache, spectrogram
 
 _TRUNCATED_DATA = re.compile(r'data\s*:\s*(?P<declared>\d+)\s*\(should be (?P<found>\d+)\)')
 
@@ -165,8 +165,7 @@ def _to_mono(y: np.ndarray) -> np.ndarray:
 def _resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
   if orig_sr == target_sr:
     return y
-  import librosa
-
+  librosa = numba_cache.import_librosa()
   return librosa.resample(y, orig_sr=orig_sr, target_sr=target_sr, res_type='soxr_hq')
 
 

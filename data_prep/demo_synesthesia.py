@@ -42,6 +42,7 @@ import time
 import numpy as np
 
 from data_prep import builder, pairing, workers
+from pix2pitch_jax.audio import numba_cache
 
 ERA_NAMES = ('warm', 'cool', 'verdant')
 SCALE = (72, 74, 76, 79, 81, 84, 86, 88, 91, 93, 96)  # lowest pitch first
@@ -167,8 +168,7 @@ def pitch_rows(size: int) -> tuple[float, ...]:
   Bands are those of `audio.mel_filterbank` with FMIN_HZ..FMAX_HZ (librosa's centre
   frequencies); the row is interpolated between band centres and flipped, as the mel image is.
   """
-  import librosa
-
+  librosa = numba_cache.import_librosa()
   centres = librosa.mel_frequencies(size + 2, fmin=FMIN_HZ, fmax=FMAX_HZ)[1:-1]
   bands = np.interp([midi_to_hz(m) for m in SCALE], centres, np.arange(size))
   return tuple(float(size - 1 - b) for b in bands)

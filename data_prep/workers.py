@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from data_prep import clips, midi
-from pix2pitch_jax.audio import spectrogram
+from pix2pitch_jax.audio import numba_cache, spectrogram
 from pix2pitch_jax.data import records
 
 T = TypeVar('T')
@@ -292,8 +292,7 @@ def _pool_context():
 
 
 def _warm_up() -> None:
-  import librosa  # noqa: F401  (lazy submodules are loaded by the mel below)
-
+  numba_cache.import_librosa()
   params = spectrogram.MelParams(image_size=8, clip_seconds=0.1, n_fft=256, sample_rate=8000)
   spectrogram.audio_to_mel_image(np.zeros(800, np.float32), params)
   _features(8, ('a',))

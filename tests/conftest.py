@@ -11,9 +11,9 @@ os.environ.setdefault(
   'JAX_COMPILATION_CACHE_DIR', os.path.join(os.path.dirname(__file__), '..', '.cache', 'jax')
 )
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-# librosa compiles numba functions with cache=True into one shared cache. Two xdist workers
-# compiling the same function into a fresh cache at once have crashed (a segfault in
-# librosa's piptrack on a clean clone), so each worker gets its own cache directory.
+# librosa compiles numba kernels with cache=True into one shared cache, and two processes filling
+# an empty cache at once can corrupt it (a segfault). The project imports librosa under a lock
+# (audio/numba_cache.py); tests also import it directly, so each worker gets its own cache.
 os.environ.setdefault(
   'NUMBA_CACHE_DIR',
   os.path.join(

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from pix2pitch_jax.audio import numba_cache
+
 
 @dataclasses.dataclass(frozen=True)
 class MelParams:
@@ -116,7 +118,8 @@ def default_mel_params(image_size: int, sample_rate: int) -> MelParams:
 @functools.lru_cache(maxsize=8)
 def mel_filterbank(params: MelParams) -> np.ndarray:
   """(n_mels, 1 + n_fft // 2) unit-peak triangular mel filterbank, lowest band first."""
-  import librosa  # Deferred: librosa import costs ~1 s and is not needed by the trainer.
+  # Deferred: importing librosa costs ~2 s and the trainer does not need it.
+  librosa = numba_cache.import_librosa()
 
   return librosa.filters.mel(
     sr=params.sample_rate,
@@ -130,7 +133,7 @@ def mel_filterbank(params: MelParams) -> np.ndarray:
 
 def audio_to_power_mel(y: np.ndarray, params: MelParams) -> np.ndarray:
   """Power mel spectrogram (n_mels, n_frames), lowest band first, of a mono clip."""
-  import librosa
+  librosa = numba_cache.import_librosa()
 
   y = np.asarray(y, np.float32)
   if y.ndim != 1:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from pix2pitch_jax.audio import spectrogram
+from pix2pitch_jax.audio import numba_cache, spectrogram
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +104,7 @@ def transcribe_mel_image(
 
 
 def _band_centres_mel(params: spectrogram.MelParams) -> np.ndarray:
-  import librosa
+  librosa = numba_cache.import_librosa()
 
   return librosa.mel_frequencies(
     params.n_mels + 2, fmin=params.fmin, fmax=params.fmax_hz, htk=False
@@ -114,7 +114,7 @@ def _band_centres_mel(params: spectrogram.MelParams) -> np.ndarray:
 def _onset_candidates(
   db: np.ndarray, params: spectrogram.MelParams, config: TranscriptionConfig
 ) -> list[dict[str, float]]:
-  import librosa
+  librosa = numba_cache.import_librosa()
 
   n_mels, n_frames = db.shape
   amplitude = 10.0 ** (db / 20.0)

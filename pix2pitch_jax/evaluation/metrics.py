@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from pix2pitch_jax.audio import inverse, spectrogram
+from pix2pitch_jax.audio import inverse, numba_cache, spectrogram
 
 _SPECTROGRAM_AXES = (-2, -1)
 
@@ -276,7 +276,7 @@ DESCRIPTORS = ('spectral_centroid_hz', 'spectral_flatness', 'onset_rate_hz')
 def audio_descriptors(clips: Any, sample_rate: int) -> dict[str, np.ndarray]:
   """librosa descriptors per clip (B, samples): the three scalar `DESCRIPTORS` (B,) and
   'chroma' (B, 12), the clip's mean chroma normalised to sum to 1 (a pitch-class profile)."""
-  import librosa
+  librosa = numba_cache.import_librosa()
 
   clips = np.asarray(clips, np.float32)
   out = {name: np.zeros(len(clips)) for name in DESCRIPTORS}
