@@ -27,6 +27,13 @@ _BATCH_SIZE = flags.DEFINE_integer(
 _GL_ITERS = flags.DEFINE_integer('griffin_lim_iters', 32, 'Griffin-Lim iterations per clip.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Griffin-Lim initial phases.')
 
+_WEIGHTS = flags.DEFINE_enum(
+  'weights',
+  'ema',
+  ['ema', 'raw'],
+  "The generator's moving-average weights (when training kept them; else its weights) or raw.",
+)
+
 
 def main() -> None:
   from pix2pitch_jax.runtime import sharding  # JAX only after flag parsing
@@ -42,6 +49,7 @@ def main() -> None:
     batch_size=_BATCH_SIZE.value,
     griffin_lim_iters=_GL_ITERS.value,
     seed=_SEED.value,
+    weights=_WEIGHTS.value,
   )
   if not sharding.is_main_process():
     return

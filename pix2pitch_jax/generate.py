@@ -38,6 +38,13 @@ _ERA = flags.DEFINE_string(
   'to condition on (a name from the dataset).',
 )
 
+_WEIGHTS = flags.DEFINE_enum(
+  'weights',
+  'ema',
+  ['ema', 'raw'],
+  "The generator's moving-average weights (when training kept them; else its weights) or raw.",
+)
+
 flags.mark_flags_as_mutual_exclusive(['images', 'split'], required=True)
 
 
@@ -58,6 +65,7 @@ def main() -> None:
     griffin_lim_iters=_GL_ITERS.value,
     batch_size=_BATCH_SIZE.value,
     era=_ERA.value,
+    weights=_WEIGHTS.value,
   )
   if not sharding.is_main_process():
     return

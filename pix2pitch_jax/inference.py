@@ -5,12 +5,14 @@ share.
     mels = gen.generate(paintings_uint8, eras)              # (B, S, S) float32 in [-1, 1]
     clips = inference.mels_to_audio(mels, gen.meta.mel_params, n_iter=64, seed=0, mesh=gen.mesh)
 
-Only the generator item of a checkpoint (parameters + BatchNorm running statistics) is read, and
-only the generator is built: no discriminator, no optimizer state, nothing of the training loop.
-Generation is deterministic: running BN averages, dropout off (pix2pix's `--eval` mode). Inputs
-go through fixed-size batches sharded over all local devices (`sharding.map_in_batches`), so a
-set of any size compiles once and is padded once. In a multi-process job every process restores
-its own copy onto its own devices and generates its own share of the inputs.
+Only one generator item of a checkpoint (parameters + BatchNorm running statistics) is read: the
+moving average of the weights when the run kept one (`model.ema_decay` > 0), else the weights
+themselves (`weights='raw'` asks for those). Only the generator is built: no discriminator, no
+optimizer state, nothing of the training loop. Generation is deterministic: running BN averages,
+dropout off (pix2pix's `--eval` mode). Inputs go through fixed-size batches sharded over all local
+devices (`sharding.map_in_batches`), so a set of any size compiles once and is padded once. In a
+multi-process job every process restores its own copy onto its own devices and generates its own
+share of the inputs.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pix2pitch_jax.models import pix2pix
 from pix2pitch_jax.runtime import checkpointing, sharding
 
 DEFAULT_BATCH_SIZE = 8
+WEIGHTS = ('ema', 'raw')  # the moving average of the generator's weights (when kept), or them
 
 
 class LoadedGenerator:
@@ -49,8 +52,10 @@ class LoadedGenerator:
     graphdef: nnx.GraphDef,
     variables: Any,
     mesh: jax.sharding.Mesh,
+    weights: str,
   ):
     self.config, self.step, self.meta, self.mesh = config, step, meta, mesh
+    self.weights = weights
     self.image_size = config.image_size
     self.variables = variables  # generator params + BN stats, laid out over the mesh
     self.era_conditioned = bool(config.model.era_conditioning)
@@ -117,10 +122,18 @@ def load_generator(
   checkpoint: str | int = 'latest',
   *,
   num_devices: int | None = None,
+  weights: str = 'ema',
 ) -> LoadedGenerator:
   """Restore the generator of `workdir`'s checkpoint (`'latest'` or a step number) onto this
-  process's devices (the first `num_devices` of them)."""
+  process's devices (the first `num_devices` of them). `weights='ema'` reads the moving average of
+  the weights when the run kept one and the weights otherwise; 'raw' reads the weights."""
+  if weights not in WEIGHTS:
+    raise ValueError(f'weights must be one of {WEIGHTS}, got {weights!r}')
   config = read_config(workdir)
+  # Runs from before the moving average have no model.ema_decay, and no such item.
+  if weights == 'ema' and not config.model.get('ema_decay', 0.0):
+    weights = 'raw'
+  item = checkpointing.GENERATOR_EMA_ITEM if weights == 'ema' else checkpointing.GENERATOR_ITEM
   meta = records.read_meta(config.data_dir)
   mesh = sharding.make_mesh(num_devices, local=True)
   # 'auto' (the default) resolves for this machine's backend, which may differ from training's;
@@ -145,7 +158,7 @@ def load_generator(
     step = None if checkpoint == 'latest' else int(checkpoint)
     if step is not None and step not in steps:
       raise FileNotFoundError(f'checkpoint {step} not in {ckpt.directory}: has {steps}')
-    restored = ckpt.restore({checkpointing.GENERATOR_ITEM: target}, step=step)
+    restored = ckpt.restore({item: target}, step=step)
   finally:
     ckpt.close()
   assert restored is not None
@@ -155,8 +168,9 @@ def load_generator(
     step=step,
     meta=meta,
     graphdef=graphdef,
-    variables=items[checkpointing.GENERATOR_ITEM],
+    variables=items[item],
     mesh=mesh,
+    weights=weights,
   )
 
 

@@ -31,10 +31,11 @@ def _config(data_dir, **kw):
 
 
 def _corrupt(step_dir: pathlib.Path) -> None:
-  """Overwrite every array file of the generator item with garbage."""
-  for path in (step_dir / 'generator').rglob('*'):
-    if path.is_file():
-      path.write_bytes(b'not a checkpoint')
+  """Overwrite every array file of the generator items (weights, moving average) with garbage."""
+  for item in ('generator', 'generator_ema'):
+    for path in (step_dir / item).rglob('*'):
+      if path.is_file():
+        path.write_bytes(b'not a checkpoint')
 
 
 def _target(config):

@@ -290,3 +290,31 @@ def test_load_generator_generates_deterministically(trained):
     gen.generate(paintings.astype(np.float32))
   with pytest.raises(FileNotFoundError, match='checkpoint 3 not in'):
     inference.load_generator(workdir, checkpoint=3)
+
+
+def test_ema_update_follows_its_warmup_then_the_decay():
+  ema, new = {'w': np.float32(1.0)}, {'w': np.float32(3.0)}
+  # Step 0: decay min(0.999, 1/10) = 0.1 -> 0.1 * 1 + 0.9 * 3.
+  out = pix2pix_task.ema_update(ema, new, np.int32(0), 0.999)
+  np.testing.assert_allclose(out['w'], 2.8, rtol=1e-6)
+  # Step 10 000: (1 + t) / (10 + t) = 0.9991 > 0.999, so the decay itself.
+  out = pix2pix_task.ema_update(ema, new, np.int32(10_000), 0.999)
+  np.testing.assert_allclose(out['w'], 0.999 * 1 + 0.001 * 3, rtol=1e-6)
+
+
+def test_generator_ema_is_checkpointed_and_used_by_default(trained):
+  workdir, _ = trained
+  assert (checkpointing.checkpoint_dir(workdir) / '4' / 'generator_ema').is_dir()
+  paintings = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+  ema, raw = inference.load_generator(workdir), inference.load_generator(workdir, weights='raw')
+  assert (ema.weights, raw.weights) == ('ema', 'raw')
+  assert not np.allclose(ema.generate(paintings), raw.generate(paintings), rtol=1e-3, atol=1e-6)
+  with pytest.raises(ValueError, match='weights must be one of'):
+    inference.load_generator(workdir, weights='best')
+
+
+def test_runs_without_a_moving_average_load_their_weights(tiny_dataset, tmp_path):
+  workdir = str(tmp_path / 'no_ema')
+  config = tiny_train_config(tiny_dataset, num_train_steps=2, **{'model.ema_decay': 0.0})
+  trainer.train_and_evaluate(config, workdir)
+  assert inference.load_generator(workdir).weights == 'raw'

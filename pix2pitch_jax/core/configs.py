@@ -59,6 +59,11 @@ def default_config() -> ml_collections.ConfigDict:
   # native. Resolved where the model is built, on the machine that runs it.
   c.model.conv_impl = 'auto'
   c.model.remat = False  # recompute U-Net block / PatchGAN layer activations in the backward pass
+  # An exponential moving average of the generator's variables, kept as its own checkpoint item
+  # ('generator_ema') and used by evaluation and generation unless told otherwise. The decay of
+  # step t is min(ema_decay, (1 + t) / (10 + t)), so early averages do not drag the initial weights
+  # along. 0 turns it off.
+  c.model.ema_decay = 0.999
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.lr = 2e-4

@@ -498,18 +498,20 @@ def evaluate(
   batch_size: int = 8,
   griffin_lim_iters: int = 32,
   seed: int = 0,
+  weights: str = 'ema',
   classifier_config: era_model.ClassifierConfig = era_model.ClassifierConfig(),
 ) -> dict[str, Any]:
   """Score a checkpoint on a split against the baselines; write JSON, report and TensorBoard.
 
   In a multi-process job every process calls this with the same arguments and scores its share
   of the examples (`batch_size` is per process); process 0 computes the set-level metrics on all
-  of them and writes the outputs.
+  of them and writes the outputs. `weights`: the generator's moving average ('ema', when the run
+  kept one) or its weights ('raw'); `inference.load_generator`.
 
   Returns {'metrics': the JSON's content, 'metrics_json': path, 'report_md': path, 'step': int}.
   """
   paths = workdir_lib.Workdir(workdir)
-  generator = inference.load_generator(workdir, checkpoint)
+  generator = inference.load_generator(workdir, checkpoint, weights=weights)
   data_dir = generator.config.data_dir
   params, era_names = generator.meta.mel_params, tuple(generator.meta.era_names)
   classifier = _shared_era_classifier(paths.era_classifier, data_dir, classifier_config)
@@ -544,6 +546,7 @@ def evaluate(
   if gathered is not None:  # process 0
     result: dict[str, Any] = {
       'step': generator.step,
+      'weights': generator.weights,
       'split': split,
       'num_examples': n,
       'era_names': list(era_names),
@@ -716,8 +719,8 @@ def render_report(result: dict[str, Any]) -> str:
   rows += [f'{d}/difference' for d in metrics.DESCRIPTORS]
   rows += [k for k in NOTE_METRICS if k in result['model']]
   lines = [
-    f'# Evaluation: step {result["step"]}, split `{result["split"]}` '
-    f'({result["num_examples"]} examples)',
+    f'# Evaluation: step {result["step"]} ({result.get("weights", "raw")} weights), '
+    f'split `{result["split"]}` ({result["num_examples"]} examples)',
     '',
     "Model vs baselines (retrieval: nearest training painting's mel; era_mean: the era's "
     'mean training mel) and the real mels (ceilings and floors). Audio metrics use the '

@@ -304,12 +304,15 @@ def generate(
   griffin_lim_iters: int = 64,
   batch_size: int = DEFAULT_BATCH_SIZE,
   era: str | None = None,
+  weights: str = 'ema',
 ) -> dict[str, Any]:
   """Turn a folder of images or a dataset split into WAVs, spectrogram PNGs and index.html.
 
   `era` (a name from the dataset's eras) conditions an era-conditioned generator on images from a
   folder; split examples use their own label. `batch_size` is per process (rounded up to its
-  device count). In a multi-process job every process calls this with the same arguments.
+  device count). `weights`: the generator's moving average ('ema', when the run kept one) or its
+  weights ('raw'); `inference.load_generator`. In a multi-process job every process calls this with
+  the same arguments.
 
   Returns {'index_html', 'manifest', 'out_dir', 'step', 'count', 'skipped': [(path, reason)],
   'generated_now': inputs this process generated in this call (finished ones are skipped)}.
@@ -318,7 +321,7 @@ def generate(
     raise ValueError('give exactly one of images_dir= and split=')
   if images_dir is not None:
     _image_files(images_dir)  # a missing folder is an error before any restore
-  generator = inference.load_generator(str(workdir), checkpoint)
+  generator = inference.load_generator(str(workdir), checkpoint, weights=weights)
   era_names = generator.meta.era_names
   if era is not None and era not in era_names:
     raise ValueError(f"era {era!r} is not one of the dataset's eras {tuple(era_names)}")
@@ -339,6 +342,7 @@ def generate(
       source,
       workdir=os.fspath(workdir_lib.as_path(workdir)),
       step=generator.step,
+      weights=generator.weights,
       seed=seed,
       griffin_lim_iters=griffin_lim_iters,
       era=era,
@@ -460,8 +464,8 @@ def _merge(s: _Settings, plan: Sequence[PlannedInput], *, what: Any, title: str)
   index_html = s.out_dir / workdir_lib.GALLERY_INDEX
   if sharding.is_main_process():
     subtitle = (
-      f'{s.workdir} · step {generator.step} · {len(entries)} clip(s) of '
-      f'{params.clip_seconds:g} s at {params.sample_rate} Hz · Griffin-Lim '
+      f'{s.workdir} · step {generator.step} ({generator.weights} weights) · {len(entries)} '
+      f'clip(s) of {params.clip_seconds:g} s at {params.sample_rate} Hz · Griffin-Lim '
       f'{s.griffin_lim_iters} iterations · seed {s.seed}'
     )
     page = gallery.render_gallery(entries, title=title, subtitle=subtitle, skipped=skipped)
@@ -469,6 +473,7 @@ def _merge(s: _Settings, plan: Sequence[PlannedInput], *, what: Any, title: str)
     manifest_data = {
       'workdir': s.workdir,
       'step': generator.step,
+      'weights': generator.weights,
       'seed': s.seed,
       'griffin_lim_iters': s.griffin_lim_iters,
       'mel_params': params.to_dict(),

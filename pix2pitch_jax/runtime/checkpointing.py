@@ -4,6 +4,8 @@ One checkpoint per saved step under `<workdir>/checkpoints/<step>/`, with one it
 entry of the training state, whatever the model family. For pix2pix:
 
     generator       {'params', 'batch_stats'} of the U-Net (all inference needs)
+    generator_ema   the same, a moving average of them (when model.ema_decay > 0; inference's
+                    default)
     discriminator   {'params', 'batch_stats'} of the PatchGAN
     opt_state       {'generator', 'discriminator'} optax Adam states
     progress        {'step', 'rng'}
@@ -41,7 +43,8 @@ from orbax.checkpoint import checkpoint_managers
 from pix2pitch_jax.core import cli
 from pix2pitch_jax.core import workdir as workdir_lib
 
-GENERATOR_ITEM = 'generator'  # all that inference restores
+GENERATOR_ITEM = 'generator'  # what inference restores: these weights,
+GENERATOR_EMA_ITEM = 'generator_ema'  # or their moving average when the run kept one
 FALLBACK_FLAG = '--config.restore_fallback=True'
 
 

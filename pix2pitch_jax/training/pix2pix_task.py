@@ -6,7 +6,8 @@ G's adversarial term uses the freshly updated D). The global batch is sharded ov
 all hosts; BatchNorm statistics are therefore global-batch (synchronised) statistics.
 
 State items (one checkpoint item each): `generator` and `discriminator` ({'params',
-'batch_stats'}), `opt_state` (both Adam states) and `progress` ({'step', 'rng'}).
+'batch_stats'}), `generator_ema` (their moving average, when `model.ema_decay` > 0), `opt_state`
+(both Adam states) and `progress` ({'step', 'rng'}).
 
 Gradient accumulation (`optimizer.grad_accum_steps` = k > 1) wraps both Adams in
 `optax.MultiSteps`: every step still runs the whole D-then-G iteration on one batch, the
@@ -72,6 +73,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     f'model.n_layers_D={m.n_layers_D} is too deep for image_size={c.image_size}',
   )
   require(m.lambda_L1 >= 0, f'model.lambda_L1 must be >= 0, got {m.lambda_L1}')
+  require(0 <= m.ema_decay < 1, f'model.ema_decay must be in [0, 1), got {m.ema_decay}')
   require(o.lr > 0 and 0 <= o.b1 < 1 and 0 <= o.b2 < 1, 'optimizer: need lr > 0, 0 <= b1, b2 < 1')
   require(
     o.grad_accum_steps >= 1 and c.num_train_steps % o.grad_accum_steps == 0,
@@ -147,8 +149,10 @@ def init_state(config, meta: records.DatasetMeta, nets: Networks) -> State:
   run_key = jax.random.key(config.seed)  # threefry: dropout masks independent of the sharding
   generator, discriminator = _build_modules(config, meta, init_key)
   g, d = pix2pix.split_variables(generator)[1], pix2pix.split_variables(discriminator)[1]
+  ema = {'generator_ema': jax.tree.map(jnp.copy, g)} if config.model.ema_decay > 0 else {}
   return {
     'generator': g,
+    **ema,
     'discriminator': d,
     'opt_state': {
       'generator': nets.g_tx.init(g['params']),
@@ -228,8 +232,13 @@ def train_step(
   (g_loss, (d_stats, g_aux)), dfake = jax.value_and_grad(g_loss_fn, has_aux=True)(fake)
   (g_grads,) = g_vjp(dfake)
   g_updates, g_opt = nets.g_tx.update(g_grads, opt['generator'], g['params'])
+  new_g = {'params': optax.apply_updates(g['params'], g_updates), 'batch_stats': g_stats}
+  ema = {}
+  if model_config.ema_decay > 0:
+    ema['generator_ema'] = ema_update(state['generator_ema'], new_g, step, model_config.ema_decay)
   new_state = {
-    'generator': {'params': optax.apply_updates(g['params'], g_updates), 'batch_stats': g_stats},
+    'generator': new_g,
+    **ema,
     'discriminator': {'params': d_params, 'batch_stats': d_stats},
     'opt_state': {'generator': g_opt, 'discriminator': d_opt},
     'progress': {'step': step + 1, 'rng': state['progress']['rng']},
@@ -244,6 +253,15 @@ def train_step(
     'lr': nets.lr_schedule(step),
   }
   return new_state, metrics
+
+
+def ema_update(ema: Any, new: Any, step: jax.Array, decay: float) -> Any:
+  """The moving average after step `step` (0-based): decay min(decay, (1 + t) / (10 + t)), the
+  warm-up of tf.train.ExponentialMovingAverage's `num_updates`, so a short run's average is not
+  mostly its initial weights."""
+  t = step.astype(jnp.float32)
+  step_decay = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+  return optax.incremental_update(new, ema, step_size=1.0 - step_decay)
 
 
 def model_batch(input_config, state: State, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
@@ -263,8 +281,9 @@ def model_batch(input_config, state: State, batch: dict[str, jax.Array]) -> dict
 
 
 def eval_step(nets: Networks, state: State, batch: dict[str, jax.Array]):
-  """Deterministic G (running BN stats, no dropout): per-batch L1 sum, count and outputs."""
-  g = state['generator']
+  """Deterministic G (running BN stats, no dropout) with the weights inference uses (the moving
+  average when kept): per-batch L1 sum, count and outputs."""
+  g = state['generator_ema'] if 'generator_ema' in state else state['generator']
   generator = pix2pix.eval_view(nnx.merge(nets.generator, g['params'], g['batch_stats'], copy=True))
   fake = generator(batch['painting'], batch['era'])
   l1 = jnp.abs(fake - batch['mel']).mean(axis=(1, 2, 3))
