@@ -318,3 +318,22 @@ def test_runs_without_a_moving_average_load_their_weights(tiny_dataset, tmp_path
   config = tiny_train_config(tiny_dataset, num_train_steps=2, **{'model.ema_decay': 0.0})
   trainer.train_and_evaluate(config, workdir)
   assert inference.load_generator(workdir).weights == 'raw'
+
+
+def test_l1_only_training_leaves_the_discriminator_untouched(tiny_dataset, tmp_path):
+  config = tiny_train_config(tiny_dataset, num_train_steps=2, **{'model.lambda_GAN': 0.0})
+  meta = records.read_meta(tiny_dataset)
+  task = pix2pix_task.Pix2PixTask(config, meta)
+  state = jax.jit(task.init_state)()
+  batch = next(task.train_iterator(0))
+  new_state, metrics = jax.jit(task.train_step)(state, batch)
+  assert not any(k.startswith('D_') or k == 'G_GAN' for k in metrics)
+  np.testing.assert_allclose(metrics['G_loss'], config.model.lambda_L1 * metrics['G_L1'], rtol=1e-6)
+  same = jax.tree.map(np.array_equal, new_state['discriminator'], state['discriminator'])
+  assert all(jax.tree.leaves(same))
+  changed = jax.tree.map(np.array_equal, new_state['generator'], state['generator'])
+  assert not all(jax.tree.leaves(changed))
+  with pytest.raises(configs.ConfigError, match='both 0'):
+    pix2pix_task.validate_config(
+      tiny_train_config(tiny_dataset, **{'model.lambda_GAN': 0.0, 'model.lambda_L1': 0.0})
+    )

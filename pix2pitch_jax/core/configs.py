@@ -53,6 +53,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.norm = 'batch'  # batch (global-batch synchronised) | instance | none
   c.model.gan_mode = 'vanilla'  # vanilla (BCE on logits) | lsgan
   c.model.lambda_L1 = 100.0
+  # Weight of G's adversarial term (pix2pix: 1). 0: L1 alone, and D is not run at all.
+  c.model.lambda_GAN = 1.0
   c.model.use_dropout = True
   c.model.era_conditioning = False
   # auto: gemm on CPU, native on GPU/TPU (models/pix2pix.py); or gemm | phases | depth_to_space |

@@ -73,6 +73,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     f'model.n_layers_D={m.n_layers_D} is too deep for image_size={c.image_size}',
   )
   require(m.lambda_L1 >= 0, f'model.lambda_L1 must be >= 0, got {m.lambda_L1}')
+  require(m.lambda_GAN >= 0, f'model.lambda_GAN must be >= 0, got {m.lambda_GAN}')
+  require(m.lambda_GAN > 0 or m.lambda_L1 > 0, 'model.lambda_GAN and model.lambda_L1 are both 0')
   require(0 <= m.ema_decay < 1, f'model.ema_decay must be in [0, 1), got {m.ema_decay}')
   require(o.lr > 0 and 0 <= o.b1 < 1 and 0 <= o.b2 < 1, 'optimizer: need lr > 0, 0 <= b1, b2 < 1')
   require(
@@ -182,26 +184,10 @@ def _apply(graphdef, variables, *args, **kwargs):
   return out, nnx.state(module, nnx.BatchStat).to_pure_dict()
 
 
-def train_step(
-  nets: Networks, model_config, state: State, batch: dict[str, jax.Array]
-) -> tuple[State, dict[str, jax.Array]]:
-  """One pix2pix iteration: G forward, D update on the detached fake, G update vs the new D."""
-  g, d, opt = state['generator'], state['discriminator'], state['opt_state']
-  step = state['progress']['step']
-  dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state['progress']['rng']), step)
-  painting, mel, era = batch['painting'], batch['mel'], batch['era']
-  gan_mode, lam = model_config.gan_mode, model_config.lambda_L1
-
-  def generate(g_params):
-    return _apply(
-      nets.generator,
-      {'params': g_params, 'batch_stats': g['batch_stats']},
-      painting,
-      era,
-      dropout_key=dropout_key,
-    )
-
-  fake, g_vjp, g_stats = jax.vjp(generate, g['params'], has_aux=True)
+def _discriminator_update(nets: Networks, model_config, d, d_opt_state, painting, mel, fake):
+  """D's step on the real pair and the detached fake: its new variables, Adam state, loss, aux
+  metrics and gradient norm."""
+  gan_mode = model_config.gan_mode
 
   def d_loss_fn(d_params):
     d_vars = {'params': d_params, 'batch_stats': d['batch_stats']}
@@ -218,16 +204,53 @@ def train_step(
     }
     return 0.5 * (d_fake + d_real), (d_stats, aux)
 
-  (d_loss, (d_stats, d_aux)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d['params'])
-  d_updates, d_opt = nets.d_tx.update(d_grads, opt['discriminator'], d['params'])
-  d_params = optax.apply_updates(d['params'], d_updates)
+  (d_loss, (d_stats, aux)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d['params'])
+  d_updates, d_opt_state = nets.d_tx.update(d_grads, d_opt_state, d['params'])
+  new_d = {'params': optax.apply_updates(d['params'], d_updates), 'batch_stats': d_stats}
+  return new_d, d_opt_state, {'D_loss': d_loss, **aux, 'D_grad_norm': optax.global_norm(d_grads)}
+
+
+def train_step(
+  nets: Networks, model_config, state: State, batch: dict[str, jax.Array]
+) -> tuple[State, dict[str, jax.Array]]:
+  """One pix2pix iteration: G forward, D update on the detached fake, G update vs the new D.
+
+  With `model.lambda_GAN` = 0 the objective is L1 alone (pix2pix's "L1" ablation): D is neither
+  run nor updated (its variables and Adam state keep their initial values), which also halves the
+  step's cost.
+  """
+  g, d, opt = state['generator'], state['discriminator'], state['opt_state']
+  step = state['progress']['step']
+  dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state['progress']['rng']), step)
+  painting, mel, era = batch['painting'], batch['mel'], batch['era']
+  adversarial = model_config.lambda_GAN > 0
+
+  def generate(g_params):
+    return _apply(
+      nets.generator,
+      {'params': g_params, 'batch_stats': g['batch_stats']},
+      painting,
+      era,
+      dropout_key=dropout_key,
+    )
+
+  fake, g_vjp, g_stats = jax.vjp(generate, g['params'], has_aux=True)
+  metrics: dict[str, jax.Array] = {}
+  new_d, d_opt = d, opt['discriminator']
+  if adversarial:
+    new_d, d_opt, metrics = _discriminator_update(
+      nets, model_config, d, opt['discriminator'], painting, mel, fake
+    )
 
   def g_loss_fn(fake):
-    logits, d_stats_g = _apply(
-      nets.discriminator, {'params': d_params, 'batch_stats': d_stats}, painting, fake
-    )
-    g_gan, g_l1 = gan_loss(logits, True, gan_mode), jnp.abs(fake - mel).mean()
-    return g_gan + lam * g_l1, (d_stats_g, {'G_GAN': g_gan, 'G_L1': g_l1})
+    g_l1 = jnp.abs(fake - mel).mean()
+    if not adversarial:
+      return model_config.lambda_L1 * g_l1, (new_d['batch_stats'], {'G_L1': g_l1})
+    # G's adversarial term against the D just updated; D's BN statistics move with this pass too.
+    logits, d_stats = _apply(nets.discriminator, new_d, painting, fake)
+    g_gan = gan_loss(logits, True, model_config.gan_mode)
+    loss = model_config.lambda_GAN * g_gan + model_config.lambda_L1 * g_l1
+    return loss, (d_stats, {'G_GAN': g_gan, 'G_L1': g_l1})
 
   (g_loss, (d_stats, g_aux)), dfake = jax.value_and_grad(g_loss_fn, has_aux=True)(fake)
   (g_grads,) = g_vjp(dfake)
@@ -239,17 +262,15 @@ def train_step(
   new_state = {
     'generator': new_g,
     **ema,
-    'discriminator': {'params': d_params, 'batch_stats': d_stats},
+    'discriminator': {'params': new_d['params'], 'batch_stats': d_stats},
     'opt_state': {'generator': g_opt, 'discriminator': d_opt},
     'progress': {'step': step + 1, 'rng': state['progress']['rng']},
   }
   metrics = {
     'G_loss': g_loss,
-    'D_loss': d_loss,
     **g_aux,
-    **d_aux,
+    **metrics,
     'G_grad_norm': optax.global_norm(g_grads),
-    'D_grad_norm': optax.global_norm(d_grads),
     'lr': nets.lr_schedule(step),
   }
   return new_state, metrics
