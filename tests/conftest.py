@@ -103,6 +103,7 @@ class TinyRuleGenerator:
     self.meta = records.read_meta(data_dir)
     self.image_size = self.meta.image_size
     self.step = step
+    self.weights = 'raw'  # no moving average kept: what load_generator reports for such a run
     self.mesh = None  # batches stay on the host
     self.era_conditioned = False
 
@@ -119,6 +120,6 @@ def stub_workdir(tiny_dataset, tmp_path, monkeypatch):
   monkeypatch.setattr(
     inference,
     'load_generator',
-    lambda workdir, checkpoint='latest': TinyRuleGenerator(tiny_dataset),
+    lambda workdir, checkpoint='latest', weights='ema': TinyRuleGenerator(tiny_dataset),
   )
   return tmp_path / 'workdir'

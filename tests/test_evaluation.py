@@ -8,6 +8,7 @@ import pytest
 
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.evaluation import job as evaluation_job
+from pix2pitch_jax.evaluation import metrics
 from pix2pitch_jax.models import era_classifier as era_model
 from pix2pitch_jax.training import summaries
 
@@ -28,6 +29,12 @@ def test_evaluate_writes_every_metric_with_baselines(stub_workdir):
       'era_accuracy',
       'era_accuracy_real',
       'frechet_distance',
+      'kernel_inception_distance',
+      'kernel_inception_distance_ci95',
+      'l1_db_ci95',
+      'l1_db_n',
+      'era_accuracy_ci95',
+      'era_confusion',
       'diversity',
       'diversity_ratio',
       'chroma_distance',
@@ -41,6 +48,8 @@ def test_evaluate_writes_every_metric_with_baselines(stub_workdir):
   assert m['model']['l1_db'] < m['retrieval']['l1_db']
   assert m['model']['l1_db'] < m['era_mean']['l1_db']
   assert m['model']['frechet_distance'] < 1e-3
+  assert abs(m['model']['kernel_inception_distance']) < 1e-3
+  assert m['model']['l1_db_n'] == 4 and m['model']['per_era']['baroque']['era_accuracy_n'] == 2
   assert m['model']['diversity_ratio'] == pytest.approx(1.0, abs=1e-3)
   # The era mean is one mel per era: no diversity within an era.
   assert m['era_mean']['diversity'] == pytest.approx(0.0, abs=1e-6)
@@ -50,6 +59,7 @@ def test_evaluate_writes_every_metric_with_baselines(stub_workdir):
   assert on_disk['model']['l1_db'] == pytest.approx(m['model']['l1_db'])
   report = pathlib.Path(result['report_md']).read_text()
   assert '| l1_db |' in report and '## Per era' in report and '| baroque |' in report
+  assert '## Era classifier confusion' in report and '### kernel_inception_distance' in report
   assert pathlib.Path(result['metrics_json']).name == 'metrics_4.json'
   tags = {
     v.tag
@@ -57,7 +67,145 @@ def test_evaluate_writes_every_metric_with_baselines(stub_workdir):
     for v in e.summary.value
   }
   assert {'model/l1_db', 'real/mel', 'model/mel', 'real/audio_1', 'era_mean/audio_0'} <= tags
+  assert {'model/kernel_inception_distance', 'model/l1_db_ci95_low'} <= tags
   assert (stub_workdir / 'era_classifier' / workdir_lib.ERA_CLASSIFIER_INFO).exists()
+
+
+HAND_MADE_ERAS = ('a', 'b', 'c')
+
+
+def hand_made_rows(seed=0):
+  """What `_score_all` reads for 12 examples of 3 eras (9, 2 and 1 examples), every system and
+  'real', drawn at random: 8-d embeddings, 8x8 mels, note scores for all but 3 examples."""
+  rng = np.random.default_rng(seed)
+  eras = np.array([0] * 9 + [1] * 2 + [2])
+  n = len(eras)
+  rows = {'eras/era': eras}
+  for group in ('real',) + evaluation_job.SYSTEMS:
+    arrays = {
+      'mels': rng.uniform(-1, 1, (n, 8, 8)),
+      'embedding': rng.normal(size=(n, 8)),
+      # Mostly right, so the confusion matrix has a diagonal.
+      'predicted_era': np.where(rng.uniform(size=n) < 0.7, eras, rng.integers(0, 3, n)),
+      'chroma': rng.dirichlet(np.ones(12), n),
+      'has_notes': np.arange(n) % 4 != 3,
+    }
+    for key in evaluation_job.SPECTROGRAM_METRICS + metrics.DESCRIPTORS:
+      arrays[key] = rng.uniform(0.1, 1.0, n)
+    for key in evaluation_job.NOTE_METRICS:
+      arrays[key] = np.where(arrays['has_notes'], rng.uniform(size=n), np.nan)
+    rows |= {f'{group}/{k}': v for k, v in arrays.items()}
+  return rows
+
+
+def hand_made_result(rows):
+  return {
+    'step': 7,
+    'split': 'test',
+    'num_examples': len(rows['eras/era']),
+    'era_names': list(HAND_MADE_ERAS),
+    'griffin_lim_iters': 4,
+    'mel_params': {'sample_rate': 8000},
+    **evaluation_job._score_all(rows, HAND_MADE_ERAS),
+  }
+
+
+def test_job_intervals_are_the_bootstrap_intervals_of_the_examples():
+  rows = hand_made_rows()
+  result = hand_made_result(rows)
+  interval = lambda values: list(
+    metrics.bootstrap_interval(
+      values,
+      confidence=0.95,
+      num_resamples=evaluation_job.BOOTSTRAP_RESAMPLES,
+      seed=evaluation_job.BOOTSTRAP_SEED,
+    )
+  )
+  model, notes = result['model'], rows['model/has_notes']
+  assert model['l1_db_ci95'] == interval(rows['model/l1_db']) and model['l1_db_n'] == 12
+  assert model['onset_f1_ci95'] == interval(rows['model/onset_f1'][notes])
+  assert model['onset_f1_n'] == 9
+  correct = rows['model/predicted_era'] == rows['eras/era']
+  era_a = model['per_era']['a']
+  assert era_a['era_accuracy_ci95'] == interval(correct[:9]) and era_a['era_accuracy_n'] == 9
+  assert era_a['era_accuracy'] == pytest.approx(correct[:9].mean())
+  low, high = model['kernel_inception_distance_ci95']
+  assert low <= model['kernel_inception_distance'] <= high
+  assert model['kernel_inception_distance'] == pytest.approx(
+    metrics.kernel_inception_distance(rows['real/embedding'], rows['model/embedding'])
+  )
+  difference = rows['model/spectral_flatness'] - rows['real/spectral_flatness']
+  assert model['spectral_flatness/difference'] == pytest.approx(difference.mean())
+  assert model['spectral_flatness/difference_ci95'] == interval(difference)
+  assert result['real']['era_accuracy_ci95'] == interval(
+    rows['real/predicted_era'] == rows['eras/era']
+  )
+
+
+def test_kid_of_a_one_example_era_is_nan_and_the_json_round_trips(tmp_path):
+  result = hand_made_result(hand_made_rows())
+  one = result['model']['per_era']['c']
+  assert one['kernel_inception_distance_n'] == 1 and np.isnan(one['kernel_inception_distance'])
+  assert np.isnan(one['kernel_inception_distance_ci95']).all()
+  assert np.isfinite(one['frechet_distance'])
+  assert np.isfinite(result['model']['per_era']['b']['kernel_inception_distance'])  # 2 examples
+  written = evaluation_job.write_outputs(workdir_lib.Workdir(tmp_path), result)
+  on_disk = json.loads(pathlib.Path(written['metrics_json']).read_text())
+  one = on_disk['model']['per_era']['c']
+  assert one['kernel_inception_distance'] is None
+  assert one['kernel_inception_distance_ci95'] == [None, None]
+  assert on_disk['model']['l1_db_ci95'] == result['model']['l1_db_ci95']
+  assert on_disk['retrieval']['era_confusion'] == result['retrieval']['era_confusion']
+  assert on_disk['intervals']['num_resamples'] == evaluation_job.BOOTSTRAP_RESAMPLES
+  tags = {
+    v.tag for e in summaries.read_events(tmp_path / 'tensorboard' / 'eval') for v in e.summary.value
+  }
+  assert {
+    'model/kernel_inception_distance',
+    'model/l1_db_ci95_low',
+    'real/era_accuracy_ci95_high',
+  } <= tags
+  assert 'model/l1_db_n' not in tags
+
+
+def test_report_shows_intervals_n_and_confusion_matrices():
+  rows = hand_made_rows()
+  result = hand_made_result(rows)
+  report = evaluation_job.render_report(result)
+  fmt = evaluation_job._fmt
+  with_interval = lambda block, key: (
+    f'{fmt(block[key])} [{fmt(block[key + "_ci95"][0])}, {fmt(block[key + "_ci95"][1])}]'
+  )
+  model, real = result['model'], result['real']
+  assert f'| l1_db | ↓ | 12 | {with_interval(model, "l1_db")} |' in report
+  assert f'| onset_f1 | ↑ | 9 | {with_interval(model, "onset_f1")} |' in report
+  assert (
+    f'| kernel_inception_distance | ↓ | 12 | {with_interval(model, "kernel_inception_distance")} |'
+    in report
+  )
+  assert '95% percentile bootstrap over the examples (1000 resamples, seed 0)' in report
+  assert 'Fréchet distance is biased at small n' in report
+  # Per era: n and intervals of the era accuracy and the F1s (the real mels' too).
+  era_accuracy = report.split('### era_accuracy')[1].split('###')[0]
+  a_model, a_real = model['per_era']['a'], real['per_era']['a']
+  assert f'| a | 9 | {with_interval(a_model, "era_accuracy")} | ' in era_accuracy
+  assert with_interval(a_real, 'era_accuracy') in era_accuracy
+  onset = report.split('### onset_pitch_f1')[1].split('##')[0]
+  assert f'| a | 7 | {with_interval(a_model, "onset_pitch_f1")} |' in onset
+  assert with_interval(real['per_era']['b'], 'onset_pitch_f1') in onset
+  # Confusion matrices: rows are the true era.
+  for group in ('real',) + evaluation_job.SYSTEMS:
+    table = (
+      report.split('## Era classifier confusion')[1].split(f'### {group}\n')[1].split('###')[0]
+    )
+    counts = metrics.confusion_matrix(rows['eras/era'], rows[f'{group}/predicted_era'], 3)
+    assert '| true \\ predicted | a | b | c |' in table
+    for name, row in zip(HAND_MADE_ERAS, counts):
+      assert f'| {name} | ' + ' | '.join(map(str, row)) + ' |' in table
+    assert result[group]['era_confusion'] == {
+      'era_names': list(HAND_MADE_ERAS),
+      'counts': counts.tolist(),
+    }
 
 
 def test_retrieval_finds_the_same_painting(tiny_dataset):

@@ -88,6 +88,35 @@ def test_kid_is_unbiased_where_frechet_is_not():
     metrics.kernel_inception_distance(x[:1], x)
 
 
+def test_kid_interval_leaves_repeated_examples_out():
+  rng = np.random.default_rng(2)
+  a, b = rng.normal(size=(60, 64)), rng.normal(size=(60, 64)) + 0.3
+  kid = metrics.kernel_inception_distance(a, b)
+  low, high = metrics.kernel_inception_distance_interval(a, b)
+  assert low < kid < high
+  # KID recomputed on the resampled rows counts a repeated example as its own neighbour: the whole
+  # interval sits above the estimate. That is why the interval leaves repeats out.
+  naive_low, _ = metrics.bootstrap_interval(
+    np.stack([a, b], axis=1),
+    statistic=lambda pairs: metrics.kernel_inception_distance(pairs[:, 0], pairs[:, 1]),
+    num_resamples=200,
+  )
+  assert naive_low > kid
+  # A resample without repeats is KID of the rows drawn.
+  kernels = metrics._kid_kernels(a, b)
+  assert metrics._kid_from_counts(kernels, np.ones(60)) == pytest.approx(kid)
+  drawn = np.zeros(60)
+  drawn[[3, 7, 20, 41]] = [1, 1, 1, 1]
+  assert metrics._kid_from_counts(kernels, drawn) == pytest.approx(
+    metrics.kernel_inception_distance(a[[3, 7, 20, 41]], b[[3, 7, 20, 41]])
+  )
+  # One distinct example: no within-set pair, no value; one pair: no interval.
+  assert np.isnan(metrics._kid_from_counts(kernels, np.eye(60)[5] * 3))
+  assert all(np.isnan(metrics.kernel_inception_distance_interval(a[:1], b[:1])))
+  same_low, same_high = metrics.kernel_inception_distance_interval(a, rng.normal(size=(60, 64)))
+  assert same_low < 0 < same_high
+
+
 def test_bootstrap_interval_and_confusion_matrix():
   values = np.random.default_rng(1).normal(3.0, 1.0, size=400)
   low, high = metrics.bootstrap_interval(values)

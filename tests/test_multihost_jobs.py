@@ -37,6 +37,7 @@ def checkpoint_workdir(tiny_dataset, tmp_path_factory):
   workdir = tmp_path_factory.mktemp('workdir')
   config = tiny_config()
   config.data_dir = tiny_dataset
+  config.model.ema_decay = 0.0  # the checkpoint holds the generator's weights, no moving average
   workdir_lib.Workdir(workdir).config_json.write_text(config.to_json_best_effort(indent=2))
   num_eras = len(records.read_meta(tiny_dataset).era_names)
   generator = pix2pix.generator_from_config(config, num_eras, nnx.Rngs(params=jax.random.key(3)))

@@ -13,7 +13,8 @@ F1) and floors (Griffin-Lim consistency, diversity) of what the metrics can show
 Audio for the audio metrics is the Griffin-Lim reconstruction of each mel, the real ones
 included, so every system goes through the same vocoder. Generation, the spectrogram metrics and
 Griffin-Lim run in fixed-size batches sharded over all local devices ('data' mesh axis); set-level
-statistics (Fréchet, diversity, descriptors, transcription) run on the host.
+statistics (Fréchet, KID, diversity, descriptors, transcription) and the bootstrap intervals of
+every mean and of KID (`CONFIDENCE`, `BOOTSTRAP_RESAMPLES`) run on the host.
 
 On many hosts (`jax.distributed`, started by the main) each process scores every system on its
 share of the examples (rows i with i % process_count == process_index: generation, Griffin-Lim,
@@ -22,8 +23,9 @@ through part files in the workdir; process 0 computes the set-level metrics on a
 writes the outputs. Process 0 alone trains the era classifier when the cache lacks it; the others
 load it once it is saved. The training-split summary the baselines use is read in shares too.
 
-Outputs: <workdir>/eval/metrics_<step>.json, <workdir>/eval/report_<step>.md, TensorBoard scalars
-under <workdir>/tensorboard/eval ('<system>/<metric>', with a few mels and clips of each system),
+Outputs: <workdir>/eval/metrics_<step>.json, <workdir>/eval/report_<step>.md (with n, intervals and
+the era classifier's confusion matrices), TensorBoard scalars under <workdir>/tensorboard/eval
+('<system>/<metric>' and its interval, with a few mels and clips of each system),
 and the era classifier cached in <workdir>/era_classifier/ (trained on the dataset's real training
 mels if missing).
 """
@@ -77,12 +79,18 @@ DIRECTIONS = {
   'griffin_lim_consistency': 'lower',
   'era_accuracy': 'higher',
   'frechet_distance': 'lower',
+  'kernel_inception_distance': 'lower',
   'diversity': 'real',
   'diversity_ratio': '1',
   'chroma_distance': 'lower',
   'onset_f1': 'higher',
   'onset_pitch_f1': 'higher',
 }
+# Intervals: percentile bootstrap over the examples, a fixed seed so that a report is reproducible
+# (`metrics.bootstrap_interval`). The keys say '_ci95': change them with CONFIDENCE.
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
 
 
 @dataclasses.dataclass
@@ -328,37 +336,87 @@ def _descriptors(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   return {k: rows[k] for k in metrics.DESCRIPTORS + ('chroma',)}
 
 
+def _mean_with_interval(key: str, values: np.ndarray) -> dict[str, Any]:
+  """`key`: the mean of per-example `values`, `<key>_ci95`: its interval (non-finite values left
+  out), `<key>_n`: how many values."""
+  values = np.asarray(values, np.float64)
+  interval = metrics.bootstrap_interval(
+    values, confidence=CONFIDENCE, num_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED
+  )
+  return {key: _mean(values), f'{key}_ci95': list(interval), f'{key}_n': int(len(values))}
+
+
+def _embedding_distances(real_embeddings: np.ndarray, embeddings: np.ndarray) -> dict[str, Any]:
+  """Fréchet distance and KID (with its interval) between the real set's classifier embeddings
+  and a system's on the same rows. KID needs 2 examples per set: NaN below that. The Fréchet
+  distance gets no interval: it is biased upward at small n, and a resample, which repeats
+  examples, is a smaller set still, so its resampled values sit above the estimate
+  (docs/evaluation.md, 'Intervals and n')."""
+  n = len(embeddings)
+  kid = metrics.kernel_inception_distance(real_embeddings, embeddings) if n >= 2 else math.nan
+  interval = metrics.kernel_inception_distance_interval(
+    real_embeddings,
+    embeddings,
+    confidence=CONFIDENCE,
+    num_resamples=BOOTSTRAP_RESAMPLES,
+    seed=BOOTSTRAP_SEED,
+  )
+  return {
+    'frechet_distance': metrics.frechet_distance(real_embeddings, embeddings),
+    'frechet_distance_n': n,
+    'kernel_inception_distance': kid,
+    'kernel_inception_distance_ci95': list(interval),
+    'kernel_inception_distance_n': n,
+  }
+
+
+def _era_confusion(eras: np.ndarray, predicted: np.ndarray, era_names) -> dict[str, Any]:
+  """The era classifier's confusion matrix: counts[true era][predicted era]."""
+  counts = metrics.confusion_matrix(eras, predicted, len(era_names))
+  return {'era_names': list(era_names), 'counts': counts.tolist()}
+
+
 def score_system(
   eras: np.ndarray, real: dict[str, np.ndarray], system: dict[str, np.ndarray], era_names
 ) -> dict[str, Any]:
-  """All metrics of one system, overall and per era, from `score_rows` of every example."""
+  """All metrics of one system, overall and per era, from `score_rows` of every example: means
+  of per-example values with their intervals and n, KID with its interval, the confusion matrix."""
   per_example = {k: system[k] for k in SPECTROGRAM_METRICS}
   correct = (system['predicted_era'] == eras).astype(np.float64)
   notes = system['has_notes']
-  out: dict[str, Any] = {k: _mean(v) for k, v in per_example.items()}
-  out['era_accuracy'] = _mean(correct)
-  out['frechet_distance'] = metrics.frechet_distance(real['embedding'], system['embedding'])
+  out: dict[str, Any] = {}
+  for k, v in per_example.items():
+    out |= _mean_with_interval(k, v)
+  out |= _mean_with_interval('era_accuracy', correct)
+  out |= _embedding_distances(real['embedding'], system['embedding'])
   out.update(metrics.descriptor_statistics(_descriptors(real), _descriptors(system)))
+  for name in metrics.DESCRIPTORS:
+    # The difference of the two sets' means is the mean of the paired per-example differences,
+    # so it has an interval as any mean; the value stays descriptor_statistics'.
+    paired = _mean_with_interval(f'{name}/difference', system[name] - real[name])
+    out |= {k: v for k, v in paired.items() if k != f'{name}/difference'}
   if notes.any():
-    out.update({k: _mean(system[k][notes]) for k in NOTE_METRICS})
+    for k in NOTE_METRICS:
+      out |= _mean_with_interval(k, system[k][notes])
+  out['era_confusion'] = _era_confusion(eras, system['predicted_era'], era_names)
   per_era = {}
   for era, name in enumerate(era_names):
     rows = eras == era
     if not rows.any():
       continue
-    entry = {k: _mean(v[rows]) for k, v in per_example.items()}
-    entry['count'] = int(rows.sum())
-    entry['era_accuracy'] = _mean(correct[rows])
-    entry['frechet_distance'] = metrics.frechet_distance(
-      real['embedding'][rows], system['embedding'][rows]
-    )
+    entry: dict[str, Any] = {'count': int(rows.sum())}
+    for k, v in per_example.items():
+      entry |= _mean_with_interval(k, v[rows])
+    entry |= _mean_with_interval('era_accuracy', correct[rows])
+    entry |= _embedding_distances(real['embedding'][rows], system['embedding'][rows])
     entry['diversity'] = metrics.mean_pairwise_distance(system['mels'][rows])
     real_diversity = metrics.mean_pairwise_distance(real['mels'][rows])
     entry['diversity_ratio'] = (
       entry['diversity'] / real_diversity if real_diversity > 0 else float('nan')
     )
     if notes.any():
-      entry.update({k: _mean(system[k][notes & rows]) for k in NOTE_METRICS})
+      for k in NOTE_METRICS:
+        entry |= _mean_with_interval(k, system[k][notes & rows])
     per_era[name] = entry
   out['diversity'] = _nanmean([e['diversity'] for e in per_era.values()])
   out['diversity_ratio'] = _nanmean([e['diversity_ratio'] for e in per_era.values()])
@@ -373,23 +431,26 @@ def _nanmean(values: Sequence[float]) -> float:
 
 def score_real(eras: np.ndarray, real: dict[str, np.ndarray], era_names) -> dict[str, Any]:
   """Ceilings and floors: the classifier, transcription and consistency on the real mels."""
-  correct = real['predicted_era'] == eras
+  correct = (real['predicted_era'] == eras).astype(np.float64)
   notes = real['has_notes']
-  out: dict[str, Any] = {
-    'era_accuracy': _mean(correct),
-    'griffin_lim_consistency': _mean(real['griffin_lim_consistency']),
-  }
+  out: dict[str, Any] = _mean_with_interval('era_accuracy', correct)
+  out |= _mean_with_interval('griffin_lim_consistency', real['griffin_lim_consistency'])
   if notes.any():
-    out.update({k: _mean(real[k][notes]) for k in NOTE_METRICS})
+    for k in NOTE_METRICS:
+      out |= _mean_with_interval(k, real[k][notes])
+  out['era_confusion'] = _era_confusion(eras, real['predicted_era'], era_names)
   per_era = {}
   for era, name in enumerate(era_names):
     rows = eras == era
-    if rows.any():
-      per_era[name] = {
-        'count': int(rows.sum()),
-        'era_accuracy': _mean(correct[rows]),
-        'diversity': metrics.mean_pairwise_distance(real['mels'][rows]),
-      }
+    if not rows.any():
+      continue
+    entry: dict[str, Any] = {'count': int(rows.sum())}
+    entry |= _mean_with_interval('era_accuracy', correct[rows])
+    entry['diversity'] = metrics.mean_pairwise_distance(real['mels'][rows])
+    if notes.any():
+      for k in NOTE_METRICS:
+        entry |= _mean_with_interval(k, real[k][notes & rows])
+    per_era[name] = entry
   out['diversity'] = _nanmean([e['diversity'] for e in per_era.values()])
   out['per_era'] = per_era
   return out
@@ -619,7 +680,15 @@ def _score_all(merged: dict[str, np.ndarray], era_names: Sequence[str]) -> dict[
     for s in ('real',) + SYSTEMS
   }
   eras = merged['eras/era']
-  result = {'real': score_real(eras, by_system['real'], era_names)}
+  result: dict[str, Any] = {
+    'intervals': {
+      'method': 'percentile bootstrap over the examples',
+      'confidence': CONFIDENCE,
+      'num_resamples': BOOTSTRAP_RESAMPLES,
+      'seed': BOOTSTRAP_SEED,
+    },
+    'real': score_real(eras, by_system['real'], era_names),
+  }
   for name in SYSTEMS:
     result[name] = score_system(eras, by_system['real'], by_system[name], era_names)
     # The ceiling next to every system, so each block reads on its own.
@@ -658,11 +727,19 @@ def _json_safe(value: Any) -> Any:
 
 
 def scalar_items(result: dict[str, Any]) -> dict[str, float]:
-  """'<system>/<metric>' -> value for every finite scalar of the systems and 'real'."""
+  """'<system>/<metric>' -> value for every finite scalar of the systems and 'real', and
+  '<system>/<metric>_ci95_low', '_ci95_high' for its interval. Counts (`<metric>_n`) stay in the
+  JSON: they are not scores to plot."""
   out = {}
   for group in ('real',) + SYSTEMS:
     for key, value in result.get(group, {}).items():
-      if isinstance(value, (int, float)) and math.isfinite(value):
+      if key.endswith('_ci95') and len(value) == 2:
+        for bound, end in zip(('low', 'high'), value):
+          if isinstance(end, (int, float)) and math.isfinite(end):
+            out[f'{group}/{key}_{bound}'] = float(end)
+      elif key.endswith('_n'):
+        continue
+      elif isinstance(value, (int, float)) and math.isfinite(value):
         out[f'{group}/{key}'] = float(value)
   return out
 
@@ -704,6 +781,50 @@ def _fmt(value: Any) -> str:
 
 
 _ARROWS = {'lower': '↓', 'higher': '↑', 'real': '≈ real', '1': '≈ 1'}
+# The per-era tables, one per metric, when the result has the metric.
+PER_ERA_ROWS = (
+  'era_accuracy',
+  'frechet_distance',
+  'kernel_inception_distance',
+  'diversity',
+  'l1_db',
+) + NOTE_METRICS
+
+
+def _with_interval(block: dict[str, Any], key: str) -> str:
+  """'0.43 [0.38, 0.48]': the value and, when it has one, its interval."""
+  value = _fmt(block.get(key))
+  interval = block.get(f'{key}_ci95')
+  if interval is None or value == '–':
+    return value
+  return f'{value} [{_fmt(interval[0])}, {_fmt(interval[1])}]'
+
+
+def _count(blocks: Sequence[dict[str, Any]], key: str, default: Any) -> str:
+  """How many examples `key` is over: its `<key>_n` in the first block that has one."""
+  return _fmt(next((b[f'{key}_n'] for b in blocks if f'{key}_n' in b), default))
+
+
+def _interval_note(result: dict[str, Any]) -> list[str]:
+  intervals = result.get('intervals')
+  if not intervals:  # a result written before the intervals were
+    return []
+  return [
+    f'Intervals: value [low, high], the {intervals["confidence"]:.0%} {intervals["method"]} '
+    f'({intervals["num_resamples"]} resamples, seed {intervals["seed"]}); n: the examples a '
+    "value is over. Every mean over examples has one, and KID (a resample's repeated examples "
+    'left out of its within-set sums). Resamples only redraw the examples there are: where all '
+    'score alike (n = 1, an accuracy of 0 or 1) the interval has zero width, so read it with n. '
+    'The Fréchet distance, chroma distance and diversity have '
+    'none: resampling repeats examples, which these plug-in set statistics read as a smaller '
+    'or collapsed set, so their resampled values sit off the estimate.',
+    '',
+    'The Fréchet distance is biased at small n (two samples of one distribution score well '
+    'above 0, the more so the fewer the examples, so a per-era value does not compare with the '
+    'overall one): compare it only at equal n. KID (cubic polynomial kernel) is unbiased: ~0 '
+    'for two samples of one distribution at any n.',
+    '',
+  ]
 
 
 def render_report(result: dict[str, Any]) -> str:
@@ -712,6 +833,7 @@ def render_report(result: dict[str, Any]) -> str:
     'griffin_lim_consistency',
     'era_accuracy',
     'frechet_distance',
+    'kernel_inception_distance',
     'diversity',
     'diversity_ratio',
     'chroma_distance',
@@ -727,51 +849,66 @@ def render_report(result: dict[str, Any]) -> str:
     f'Griffin-Lim reconstruction ({result["griffin_lim_iters"]} iterations) of every mel. '
     'Metric definitions: docs/evaluation.md.',
     '',
-    '| metric | better | ' + ' | '.join(columns) + ' |',
-    '| --- | --- |' + ' ---: |' * len(columns),
+    *_interval_note(result),
+    '| metric | better | n | ' + ' | '.join(columns) + ' |',
+    '| --- | --- | ---: |' + ' ---: |' * len(columns),
   ]
+  blocks = [result.get(c, {}) for c in columns]
   for row in rows:
     better = '≈ 0' if row.endswith('/difference') else _ARROWS[DIRECTIONS[row]]
-    values = [_fmt(result.get(c, {}).get(row)) for c in columns]
-    lines.append(f'| {row} | {better} | ' + ' | '.join(values) + ' |')
-  lines += [
-    '',
-    '## Per era',
-    '',
-    '| era | n | era acc. model | era acc. real | Fréchet model | Fréchet retrieval | '
-    'Fréchet era_mean | diversity model / real | L1 dB model | L1 dB retrieval | '
-    'L1 dB era_mean |',
-    '| --- |' + ' ---: |' * 10,
-  ]
-  for era in result['era_names']:
-    get = lambda group, key, era=era: result[group]['per_era'].get(era, {}).get(key)
-    if get('real', 'count') is None:
+    count = _count(blocks, row, result['num_examples'])
+    values = [_with_interval(b, row) for b in blocks]
+    lines.append(f'| {row} | {better} | {count} | ' + ' | '.join(values) + ' |')
+  lines += ['', '## Per era', '']
+  eras = [e for e in result['era_names'] if e in result['real']['per_era']]
+  for row in PER_ERA_ROWS:
+    if not any(row in result[c]['per_era'].get(e, {}) for c in columns for e in eras):
       continue
-    lines.append(
-      '| '
-      + ' | '.join(
-        [
-          era,
-          _fmt(get('real', 'count')),
-          _fmt(get('model', 'era_accuracy')),
-          _fmt(get('real', 'era_accuracy')),
-          _fmt(get('model', 'frechet_distance')),
-          _fmt(get('retrieval', 'frechet_distance')),
-          _fmt(get('era_mean', 'frechet_distance')),
-          f'{_fmt(get("model", "diversity"))} / {_fmt(get("real", "diversity"))}',
-          _fmt(get('model', 'l1_db')),
-          _fmt(get('retrieval', 'l1_db')),
-          _fmt(get('era_mean', 'l1_db')),
-        ]
-      )
-      + ' |'
-    )
+    lines += [
+      f'### {row} {_ARROWS[DIRECTIONS[row]]}',
+      '',
+      '| era | n | ' + ' | '.join(columns) + ' |',
+      '| --- | ---: |' + ' ---: |' * len(columns),
+    ]
+    for era in eras:
+      era_blocks = [result[c]['per_era'].get(era, {}) for c in columns]
+      count = _count(era_blocks, row, result['real']['per_era'][era]['count'])
+      values = [_with_interval(b, row) for b in era_blocks]
+      lines.append(f'| {era} | {count} | ' + ' | '.join(values) + ' |')
+    lines.append('')
+  lines += _confusion_tables(result, columns)
   info = result.get('classifier', {})
   lines += [
-    '',
     f'Era classifier: trained on {info.get("train_examples", "?")} real '
     f'{info.get("train_split", "train")} mels; validation accuracy '
     f'{_fmt(info.get("validation_accuracy"))}.',
     '',
   ]
   return '\n'.join(lines)
+
+
+def _confusion_tables(result: dict[str, Any], columns: Sequence[str]) -> list[str]:
+  """The era classifier's confusion matrix on each system's mels (rows: true era)."""
+  groups = [c for c in columns if 'era_confusion' in result.get(c, {})]
+  if not groups:
+    return []
+  lines = [
+    '## Era classifier confusion',
+    '',
+    "Rows: the painting's era; columns: the era the classifier heard in the mel. On the real mels "
+    'it is the ceiling of what the generated ones can show.',
+    '',
+  ]
+  for group in groups:
+    confusion = result[group]['era_confusion']
+    names = confusion['era_names']
+    lines += [
+      f'### {group}',
+      '',
+      '| true \\ predicted | ' + ' | '.join(names) + ' |',
+      '| --- |' + ' ---: |' * len(names),
+    ]
+    for name, counts in zip(names, confusion['counts']):
+      lines.append(f'| {name} | ' + ' | '.join(str(c) for c in counts) + ' |')
+    lines.append('')
+  return lines

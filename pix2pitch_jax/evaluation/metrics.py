@@ -4,11 +4,11 @@ Conventions. Spectrogram metrics take batches with the two spectrogram axes last
 (..., n_mels, n_frames), and return one value per example (shape `...`), so they run jitted and
 sharded over the batch axis; reduce with a mean afterwards. `reference` comes first, as in
 `metric(reference, generated)`. dB mels have the lowest band first (`spectrogram.image_to_db`);
-images are the normalised mel images in [-1, 1]. Set-level statistics (Fréchet distance, diversity,
-audio descriptors) run on the host in numpy/scipy/librosa.
+images are the normalised mel images in [-1, 1]. Set-level statistics (Fréchet distance, KID,
+diversity, audio descriptors) and bootstrap intervals run on the host in numpy/scipy/librosa.
 
 Directions: lower is better for every distance (L1, L2, spectral convergence, LSD, MCD, Fréchet,
-descriptor differences); higher is better for SSIM (max 1) and PSNR (inf for identical inputs).
+KID, descriptor differences); higher is better for SSIM (max 1) and PSNR (inf for identical inputs).
 """
 
 from __future__ import annotations
@@ -203,9 +203,7 @@ def kernel_inception_distance(embeddings_a: Any, embeddings_b: Any) -> float:
   a, b = (np.asarray(e, np.float64) for e in (embeddings_a, embeddings_b))
   if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
     raise ValueError(f'need two (n >= 2, dim) sets of equal dim, got {a.shape}, {b.shape}')
-  dim = a.shape[1]
-  kernel = lambda x, y: (x @ y.T / dim + 1.0) ** 3
-  k_aa, k_bb, k_ab = kernel(a, a), kernel(b, b), kernel(a, b)
+  k_aa, k_bb, k_ab = _kid_kernels(a, b)
   m, n = len(a), len(b)
   within_a = (k_aa.sum() - np.trace(k_aa)) / (m * (m - 1))
   within_b = (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
@@ -235,6 +233,69 @@ def bootstrap_interval(
   tail = 100.0 * (1.0 - confidence) / 2.0
   low, high = np.percentile(stats, [tail, 100.0 - tail])
   return float(low), float(high)
+
+
+def kernel_inception_distance_interval(
+  embeddings_a: Any,
+  embeddings_b: Any,
+  *,
+  confidence: float = 0.95,
+  num_resamples: int = 1000,
+  seed: int = 0,
+) -> tuple[float, float]:
+  """Percentile bootstrap interval of `kernel_inception_distance` of two paired sets (n, dim):
+  `bootstrap_interval` over the n rows, pair i (a_i, b_i) drawn together.
+
+  A resample repeats examples, and a repeated example paired with itself in a within-set sum
+  adds k(x, x), the kernel's largest values, as if the set were tighter: recomputing KID on the
+  resampled rows sits above the estimate (synthetic n = 99, 64-d: its whole 95 % interval). So
+  each resample's within-set sums run over pairs of distinct examples only, weighted by how often
+  each was drawn; with no repeats that is exactly `kernel_inception_distance`.
+
+  (nan, nan) with fewer than 2 pairs, or when some resample holds fewer than 2 distinct examples
+  (a chance n^(1 - n) per resample: with 1000 resamples about 80 % at n = 5, 12 % at n = 6, under
+  1 % from n = 7).
+  """
+  a, b = (np.asarray(e, np.float64) for e in (embeddings_a, embeddings_b))
+  if a.ndim != 2 or a.shape != b.shape:
+    raise ValueError(f'need two paired (n, dim) sets, got {a.shape}, {b.shape}')
+  if len(a) < 2:
+    return float('nan'), float('nan')
+  kernels = _kid_kernels(a, b)
+
+  def resampled(rows: np.ndarray) -> float:
+    # `bootstrap_interval` hands the drawn rows of the (n, 1) index column as floats.
+    counts = np.bincount(rows[:, 0].astype(np.int64), minlength=len(a))
+    return _kid_from_counts(kernels, counts.astype(np.float64))
+
+  return bootstrap_interval(
+    np.arange(len(a))[:, None],
+    statistic=resampled,
+    confidence=confidence,
+    num_resamples=num_resamples,
+    seed=seed,
+  )
+
+
+def _kid_kernels(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The cubic polynomial kernel of `kernel_inception_distance` within a, within b and across."""
+  dim = a.shape[1]
+  kernel = lambda x, y: (x @ y.T / dim + 1.0) ** 3
+  return kernel(a, a), kernel(b, b), kernel(a, b)
+
+
+def _kid_from_counts(
+  kernels: tuple[np.ndarray, np.ndarray, np.ndarray], counts: np.ndarray
+) -> float:
+  """KID of a resample of paired rows drawn `counts[i]` times each: within-set means over pairs
+  of distinct rows (sum_{i != j} c_i c_j k_ij / sum_{i != j} c_i c_j), cross mean over all."""
+  k_aa, k_bb, k_ab = kernels
+  distinct_pairs = counts.sum() ** 2 - (counts**2).sum()
+  if distinct_pairs <= 0:
+    return float('nan')
+  within = lambda k: (counts @ k @ counts - (counts**2) @ np.diag(k)) / distinct_pairs
+  cross = counts @ k_ab @ counts / counts.sum() ** 2
+  return float(within(k_aa) + within(k_bb) - 2.0 * cross)
 
 
 def confusion_matrix(labels: Any, predictions: Any, num_classes: int) -> np.ndarray:
