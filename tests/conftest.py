@@ -96,13 +96,14 @@ class TinyRuleGenerator:
   """Stand-in for `inference.LoadedGenerator` (same interface) that applies the tiny dataset's
   own painting -> mel rule, so it is exact where a real model would still be learning."""
 
-  def __init__(self, data_dir, step=4):
+  def __init__(self, data_dir, step=4, weights='raw'):
     import types
 
     self.config = types.SimpleNamespace(data_dir=data_dir)
     self.meta = records.read_meta(data_dir)
     self.image_size = self.meta.image_size
     self.step = step
+    self.weights = weights  # a rule has no moving average: always its own "weights"
     self.mesh = None  # batches stay on the host
     self.era_conditioned = False
 
@@ -119,6 +120,6 @@ def stub_workdir(tiny_dataset, tmp_path, monkeypatch):
   monkeypatch.setattr(
     inference,
     'load_generator',
-    lambda workdir, checkpoint='latest': TinyRuleGenerator(tiny_dataset),
+    lambda workdir, checkpoint='latest', weights='ema': TinyRuleGenerator(tiny_dataset),
   )
   return tmp_path / 'workdir'
