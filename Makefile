@@ -71,6 +71,7 @@ bench: setup
 	$(PY) bench/data_prep.py
 	$(PY) bench/griffin_lim.py
 	$(PY) bench/train_step.py
+	$(PY) bench/independent_ear.py
 
 clean-demo:
 	rm -rf $(DEMO_DIR)
