@@ -28,12 +28,14 @@ system-packages:
 
 # The stamp depends on the lock and pyproject.toml (package metadata, console scripts), so editing
 # either reinstalls; otherwise this is a no-op. Every package comes from the lock, checked against its
-# hashes; the project itself is installed editable without dependencies on top.
+# hashes; the project itself is installed editable without dependencies on top. --no-deps: the lock
+# is already the whole resolved set, and pip must not chase the requirement uv left out on purpose
+# (basic-pitch's TensorFlow; [tool.uv] in pyproject.toml).
 $(STAMP): $(LOCK) pyproject.toml
 	@echo "[setup] creating $(VENV) and installing $(LOCK)"
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	@$(PY) -m pip install -q --no-deps --require-hashes -r $(LOCK)
 	@$(PY) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
@@ -54,11 +56,11 @@ lint: $(STAMP)
 	if [ -n "$$failed" ]; then echo "[lint] failed: $${failed#, }"; exit 1; fi
 
 # Resolve the ranges in pyproject.toml into $(LOCK): every package pinned with its hashes, for
-# Python 3.11 on Linux x86-64, with the dev and tensorboard extras. Pins already in the lock are
+# Python 3.11 on Linux x86-64, with the dev, tensorboard and ear extras. Pins already in the lock are
 # kept while pyproject.toml still allows them; `make lock UPGRADE=1` moves every pin to the newest
 # allowed release. Commit the result; the next make target reinstalls from it.
 lock: $(STAMP)
-	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra tensorboard \
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra tensorboard --extra ear \
 	  --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes \
 	  $(if $(UPGRADE),--upgrade) --custom-compile-command "make lock" --quiet -o $(LOCK)
 
@@ -69,6 +71,7 @@ bench: setup
 	$(PY) bench/data_prep.py
 	$(PY) bench/griffin_lim.py
 	$(PY) bench/train_step.py
+	$(PY) bench/independent_ear.py
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

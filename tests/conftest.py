@@ -96,14 +96,14 @@ class TinyRuleGenerator:
   """Stand-in for `inference.LoadedGenerator` (same interface) that applies the tiny dataset's
   own painting -> mel rule, so it is exact where a real model would still be learning."""
 
-  def __init__(self, data_dir, step=4):
+  def __init__(self, data_dir, step=4, weights='raw'):
     import types
 
     self.config = types.SimpleNamespace(data_dir=data_dir)
     self.meta = records.read_meta(data_dir)
     self.image_size = self.meta.image_size
     self.step = step
-    self.weights = 'raw'  # no moving average kept: what load_generator reports for such a run
+    self.weights = weights  # no moving average kept: what load_generator reports for such a run
     self.mesh = None  # batches stay on the host
     self.era_conditioned = False
 

@@ -1,5 +1,6 @@
 """The evaluation job on a tiny workdir: every metric present, model vs baselines, outputs."""
 
+import importlib.util
 import json
 import pathlib
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from pix2pitch_jax.core import workdir as workdir_lib
+from pix2pitch_jax.data import records
 from pix2pitch_jax.evaluation import job as evaluation_job
 from pix2pitch_jax.evaluation import metrics
 from pix2pitch_jax.models import era_classifier as era_model
@@ -15,6 +17,7 @@ from pix2pitch_jax.training import summaries
 TINY_CLASSIFIER = era_model.ClassifierConfig(
   features=(8, 16), embedding_dim=16, num_steps=30, batch_size=8
 )
+EAR_INSTALLED = all(importlib.util.find_spec(m) for m in ('basic_pitch', 'onnxruntime'))
 
 
 def test_evaluate_writes_every_metric_with_baselines(stub_workdir):
@@ -54,6 +57,9 @@ def test_evaluate_writes_every_metric_with_baselines(stub_workdir):
   # The era mean is one mel per era: no diversity within an era.
   assert m['era_mean']['diversity'] == pytest.approx(0.0, abs=1e-6)
   assert 0.0 <= m['real']['era_accuracy'] <= 1.0
+  # The tiny set carries no notes: neither ear scores anything, and nothing says it did.
+  note_keys = evaluation_job.NOTE_METRICS + evaluation_job.AUDIO_NOTE_METRICS
+  assert not set(note_keys) & set(m['model']) and not set(note_keys) & set(m['real'])
 
   on_disk = json.loads(pathlib.Path(result['metrics_json']).read_text())
   assert on_disk['model']['l1_db'] == pytest.approx(m['model']['l1_db'])
@@ -208,6 +214,63 @@ def test_report_shows_intervals_n_and_confusion_matrices():
     }
 
 
+class _WithNotes:
+  """A split whose examples all carry one note list (a stand-in for the synesthesia demo's)."""
+
+  NOTES_JSON = '[[0.5, 0.5, 81, 80, 73]]'
+
+  def __init__(self, source):
+    self.source = source
+
+  def __len__(self):
+    return len(self.source)
+
+  def __getitem__(self, i):
+    return {**self.source[i], 'notes_json': self.NOTES_JSON}
+
+
+@pytest.mark.parametrize('ear', ['installed', 'missing'])
+def test_evaluate_scores_notes_with_both_ears(stub_workdir, monkeypatch, caplog, ear):
+  """On a split with notes, both ears score every system and the real mels; without the ear's
+  extra, one warning and its metrics are left out. (The tiny mels are noise: the scores are
+  whatever they are, the test is about where they go.)"""
+  if ear == 'installed' and not EAR_INSTALLED:
+    pytest.skip('the `ear` extra (basic-pitch, onnxruntime) is not installed')
+  if ear == 'missing':
+
+    def unavailable():
+      raise evaluation_job.independent_ear.EarUnavailable('the `ear` extra is not installed')
+
+    monkeypatch.setattr(evaluation_job.independent_ear, 'check_available', unavailable)
+  open_split = records.open_split
+
+  def open_split_with_notes(data_dir, split):
+    source = open_split(data_dir, split)
+    return _WithNotes(source) if split == 'test' else source
+
+  monkeypatch.setattr(records, 'open_split', open_split_with_notes)
+  result = evaluation_job.evaluate(
+    stub_workdir,
+    split='test',
+    max_examples=2,
+    griffin_lim_iters=2,
+    classifier_config=TINY_CLASSIFIER,
+  )
+  m = result['metrics']
+  report = pathlib.Path(result['report_md']).read_text()
+  listened = ear == 'installed'
+  audio_keys = set(evaluation_job.AUDIO_NOTE_METRICS)
+  for block in evaluation_job.SYSTEMS + ('real',):
+    assert set(evaluation_job.NOTE_METRICS) <= set(m[block]), block
+    assert audio_keys & set(m[block]) == (audio_keys if listened else set()), block
+    assert all(0.0 <= m[block][k] <= 1.0 for k in audio_keys & set(m[block])), block
+  assert '| onset_f1 |' in report
+  assert ('| audio_onset_pitch_f1 |' in report) == listened
+  assert ('basic-pitch (Spotify' in report) == listened
+  warnings = [r for r in caplog.records if 'Audio note metrics left out' in r.getMessage()]
+  assert len(warnings) == (0 if listened else 1)
+
+
 def test_retrieval_finds_the_same_painting(tiny_dataset):
   summary = evaluation_job.summarize_training_split(tiny_dataset, num_eras=2)
   train = evaluation_job.load_eval_set(tiny_dataset, 'train', max_examples=5)
@@ -232,6 +295,21 @@ def test_note_metrics_on_real_transcribable_mels():
   )
   assert scores['onset_f1'].tolist() == [1.0] and scores['rows'].tolist() == [0]
   assert evaluation_job.note_metrics(['', ''], np.stack([mel, mel]), params) is None
+
+
+@pytest.mark.skipif(not EAR_INSTALLED, reason='the `ear` extra (basic-pitch) is not installed')
+def test_audio_note_metrics_on_a_clip_with_one_note():
+  sample_rate = 22_050
+  t = np.arange(4 * sample_rate) / sample_rate
+  clip = np.where((t > 1.0) & (t < 1.6), 0.3 * np.sin(2 * np.pi * 440.0 * t), 0.0)
+  scores = evaluation_job.audio_note_metrics(
+    ['[[1.0, 0.6, 69, 80, 73]]', ''], np.stack([clip, clip]), sample_rate, clip_seconds=4.0
+  )
+  assert scores['audio_onset_pitch_f1'].tolist() == [1.0] and scores['rows'].tolist() == [0]
+  assert set(scores) == set(evaluation_job.AUDIO_NOTE_METRICS) | {'rows'}
+  assert (
+    evaluation_job.audio_note_metrics(['', ''], np.stack([clip, clip]), sample_rate, 4.0) is None
+  )
 
 
 def test_json_has_no_nan_or_infinity():

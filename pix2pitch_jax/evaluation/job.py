@@ -10,6 +10,11 @@ Systems scored on the same examples, so that no number is read alone:
 and 'real', the held-out reference mels themselves, for the ceilings (era accuracy, transcription
 F1) and floors (Griffin-Lim consistency, diversity) of what the metrics can show.
 
+Where the split carries its notes (the synesthesia demo), two ears score them: the project's
+transcriber reads the mel images (`onset_*`), and basic-pitch, a transcriber written elsewhere,
+listens to the Griffin-Lim audio (`audio_onset_*`; `independent_ear`, the `ear` extra). Without
+the extra, one warning, and the `audio_*` metrics are left out.
+
 Audio for the audio metrics is the Griffin-Lim reconstruction of each mel, the real ones
 included, so every system goes through the same vocoder. Generation, the spectrogram metrics and
 Griffin-Lim run in fixed-size batches sharded over all local devices ('data' mesh axis); set-level
@@ -51,7 +56,7 @@ from pix2pitch_jax.audio import spectrogram, transcription
 from pix2pitch_jax.core import run_logs
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.data import records
-from pix2pitch_jax.evaluation import era_classifier, metrics
+from pix2pitch_jax.evaluation import era_classifier, independent_ear, metrics
 from pix2pitch_jax.models import era_classifier as era_model
 from pix2pitch_jax.runtime import sharding
 
@@ -66,6 +71,14 @@ IMAGE_METRICS = (
   'psnr_db',
 )
 NOTE_METRICS = ('onset_f1', 'onset_pitch_f1')
+# The independent ear (basic-pitch on the Griffin-Lim audio): every note score, prefixed.
+AUDIO_NOTE_METRICS = tuple(f'audio_{k}' for k in transcription.SCORE_KEYS)
+AUDIO_NOTE_REPORT = (  # the rows of the report's table; the JSON has all of AUDIO_NOTE_METRICS
+  'audio_onset_f1',
+  'audio_onset_pitch_f1',
+  'audio_onset_pitch_precision',
+  'audio_onset_pitch_recall',
+)
 TENSORBOARD_EXAMPLES = 2  # clips per system in TensorBoard: something to listen to, not a score
 # (metric, better) for the report's arrows; 'real' means closest to the real mels' value.
 DIRECTIONS = {
@@ -85,6 +98,7 @@ DIRECTIONS = {
   'chroma_distance': 'lower',
   'onset_f1': 'higher',
   'onset_pitch_f1': 'higher',
+  **dict.fromkeys(AUDIO_NOTE_METRICS, 'higher'),
 }
 # Intervals: percentile bootstrap over the examples, a fixed seed so that a report is reproducible
 # (`metrics.bootstrap_interval`). The keys say '_ci95': change them with CONFIDENCE.
@@ -281,6 +295,37 @@ def note_metrics(
   return {k: np.asarray([s[k] for s in scores]) for k in NOTE_METRICS} | {'rows': np.asarray(rows)}
 
 
+def audio_note_metrics(
+  notes_json: Sequence[str], clips: np.ndarray, sample_rate: int, clip_seconds: float
+) -> dict[str, np.ndarray] | None:
+  """The independent ear's note scores (`AUDIO_NOTE_METRICS`) per example with a note list:
+  basic-pitch's transcription of each clip vs the stored notes. None when the split has none."""
+  rows = [i for i, text in enumerate(notes_json) if text]
+  if not rows:
+    return None
+  scores = [
+    transcription.note_scores(
+      transcription.parse_notes_json(notes_json[i], clip_seconds),
+      independent_ear.transcribe_audio(clips[i], sample_rate),
+    )
+    for i in rows
+  ]
+  return {f'audio_{k}': np.asarray([s[k] for s in scores]) for k in transcription.SCORE_KEYS} | {
+    'rows': np.asarray(rows)
+  }
+
+
+def independent_ear_available() -> bool:
+  """Whether the independent ear loads here; if not, one warning says why (its metrics are then
+  left out, not the evaluation)."""
+  try:
+    independent_ear.check_available()
+  except independent_ear.EarUnavailable as error:
+    logging.warning('Audio note metrics left out: %s', error)
+    return False
+  return True
+
+
 def score_rows(
   reference: EvalSet,
   mels: np.ndarray,
@@ -293,10 +338,12 @@ def score_rows(
   seed: int,
   batch_size: int,
   mesh,
+  listen: bool = False,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
   """Everything per example of one system on some rows of the set (a host's share): its mels, the
   classifier's era and embedding, spectrogram metrics (consistency alone for the real mels), the
-  audio descriptors and note scores (NaN where the example has no notes). Also the clips.
+  audio descriptors and note scores (NaN where the example has no notes); with `listen`, also the
+  independent ear's note scores of the clips (`AUDIO_NOTE_METRICS`). Also the clips.
 
   `indices` are the rows' positions in the whole set: clip i's Griffin-Lim phase is
   fold_in(seed, indices[i]) whichever host renders it.
@@ -323,13 +370,28 @@ def score_rows(
     )
   notes = note_metrics(reference.notes_json, mels, params)
   out['has_notes'] = np.zeros(len(mels), bool)
-  for k in NOTE_METRICS:
-    out[k] = np.full(len(mels), np.nan)
-    if notes is not None:
-      out[k][notes['rows']] = notes[k]
+  _put_rows(out, notes, NOTE_METRICS, len(mels))
   if notes is not None:
     out['has_notes'][notes['rows']] = True
+  if listen:
+    heard = audio_note_metrics(reference.notes_json, clips, params.sample_rate, params.clip_seconds)
+    _put_rows(out, heard, AUDIO_NOTE_METRICS, len(mels))
   return out, clips
+
+
+def _put_rows(
+  out: dict[str, np.ndarray], scores: dict[str, np.ndarray] | None, keys: Sequence[str], n: int
+) -> None:
+  """`out[k]` for each of `keys`: the scores at their 'rows', NaN elsewhere (or everywhere)."""
+  for k in keys:
+    out[k] = np.full(n, np.nan)
+    if scores is not None:
+      out[k][scores['rows']] = scores[k]
+
+
+def _note_keys(rows: dict[str, np.ndarray]) -> tuple[str, ...]:
+  """The note metrics these rows have: the mel-image ones, and the ear's when it listened."""
+  return NOTE_METRICS + tuple(k for k in AUDIO_NOTE_METRICS if k in rows)
 
 
 def _descriptors(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -396,7 +458,7 @@ def score_system(
     paired = _mean_with_interval(f'{name}/difference', system[name] - real[name])
     out |= {k: v for k, v in paired.items() if k != f'{name}/difference'}
   if notes.any():
-    for k in NOTE_METRICS:
+    for k in _note_keys(system):
       out |= _mean_with_interval(k, system[k][notes])
   out['era_confusion'] = _era_confusion(eras, system['predicted_era'], era_names)
   per_era = {}
@@ -415,7 +477,7 @@ def score_system(
       entry['diversity'] / real_diversity if real_diversity > 0 else float('nan')
     )
     if notes.any():
-      for k in NOTE_METRICS:
+      for k in _note_keys(system):
         entry |= _mean_with_interval(k, system[k][notes & rows])
     per_era[name] = entry
   out['diversity'] = _nanmean([e['diversity'] for e in per_era.values()])
@@ -436,7 +498,7 @@ def score_real(eras: np.ndarray, real: dict[str, np.ndarray], era_names) -> dict
   out: dict[str, Any] = _mean_with_interval('era_accuracy', correct)
   out |= _mean_with_interval('griffin_lim_consistency', real['griffin_lim_consistency'])
   if notes.any():
-    for k in NOTE_METRICS:
+    for k in _note_keys(real):
       out |= _mean_with_interval(k, real[k][notes])
   out['era_confusion'] = _era_confusion(eras, real['predicted_era'], era_names)
   per_era = {}
@@ -577,10 +639,13 @@ def evaluate(
   params, era_names = generator.meta.mel_params, tuple(generator.meta.era_names)
   classifier = _shared_era_classifier(paths.era_classifier, data_dir, classifier_config)
   parts = _Parts(paths.eval_dir / f'.parts_{generator.step}')
-  n = len(records.open_split(data_dir, split))
-  n = n if max_examples is None else min(n, max_examples)
+  source = records.open_split(data_dir, split)
+  n = len(source) if max_examples is None else min(len(source), max_examples)
   if not n:
     raise ValueError(f'split {split!r} of {data_dir} has no examples')
+  # A corpus carries notes for every example or for none (the synesthesia demo does), so the first
+  # example decides, the same way on every host, whether the independent ear listens.
+  listen = bool(source[0].get('notes_json')) and independent_ear_available()
   rows = sharding.host_rows(n)
   logging.info(
     'Evaluating step %d on %d %s examples (%d on process %d of %d).',
@@ -601,6 +666,7 @@ def evaluate(
     n_iter=griffin_lim_iters,
     seed=seed,
     batch_size=batch_size,
+    listen=listen,
   )
   gathered = parts.exchange('scores', {'rows': rows} | scored)
   written = None
@@ -641,9 +707,11 @@ def _score_share(
   n_iter: int,
   seed: int,
   batch_size: int,
+  listen: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, Rendered]]:
   """`score_rows` of every system on this process's rows ('<system>/<name>' -> array), and the
-  first few mels and clips of each for TensorBoard. Nothing for a process without rows."""
+  first few mels and clips of each for TensorBoard. Nothing for a process without rows. `listen`:
+  score the clips with the independent ear too."""
   if reference is None:
     return {}, {}
   mels = {
@@ -667,6 +735,7 @@ def _score_share(
       seed=seed,
       batch_size=batch_size,
       mesh=generator.mesh,
+      listen=listen,
     )
     scored |= {f'{name}/{k}': v for k, v in arrays.items()}
     examples[name] = Rendered(system_mels[:TENSORBOARD_EXAMPLES], clips[:TENSORBOARD_EXAMPLES])
@@ -783,12 +852,16 @@ def _fmt(value: Any) -> str:
 _ARROWS = {'lower': '↓', 'higher': '↑', 'real': '≈ real', '1': '≈ 1'}
 # The per-era tables, one per metric, when the result has the metric.
 PER_ERA_ROWS = (
-  'era_accuracy',
-  'frechet_distance',
-  'kernel_inception_distance',
-  'diversity',
-  'l1_db',
-) + NOTE_METRICS
+  (
+    'era_accuracy',
+    'frechet_distance',
+    'kernel_inception_distance',
+    'diversity',
+    'l1_db',
+  )
+  + NOTE_METRICS
+  + AUDIO_NOTE_REPORT[:2]
+)
 
 
 def _with_interval(block: dict[str, Any], key: str) -> str:
@@ -827,6 +900,21 @@ def _interval_note(result: dict[str, Any]) -> list[str]:
   ]
 
 
+def _two_ears(listened: bool) -> str:
+  """The line under the table that says which ear wrote which note rows."""
+  mel_ear = (
+    "Notes are scored against the painting's own by two ears: `onset_*` reads them off the mel "
+    "image (this project's transcriber: what the generator drew)"
+  )
+  if not listened:
+    return mel_ear + '; the independent ear (basic-pitch, on the audio) did not run (see the log).'
+  return (
+    mel_ear + ', `audio_*` is basic-pitch (Spotify; neither written nor tuned here) listening to '
+    "the Griffin-Lim audio: what a listener gets. The `real` column is each ear's ceiling; the "
+    'two may disagree (docs/evaluation.md, "The independent ear").'
+  )
+
+
 def render_report(result: dict[str, Any]) -> str:
   columns = SYSTEMS + ('real',)
   rows = list(IMAGE_METRICS) + [
@@ -839,7 +927,7 @@ def render_report(result: dict[str, Any]) -> str:
     'chroma_distance',
   ]
   rows += [f'{d}/difference' for d in metrics.DESCRIPTORS]
-  rows += [k for k in NOTE_METRICS if k in result['model']]
+  rows += [k for k in NOTE_METRICS + AUDIO_NOTE_REPORT if k in result['model']]
   lines = [
     f'# Evaluation: step {result["step"]} ({result.get("weights", "raw")} weights), '
     f'split `{result["split"]}` ({result["num_examples"]} examples)',
@@ -859,6 +947,8 @@ def render_report(result: dict[str, Any]) -> str:
     count = _count(blocks, row, result['num_examples'])
     values = [_with_interval(b, row) for b in blocks]
     lines.append(f'| {row} | {better} | {count} | ' + ' | '.join(values) + ' |')
+  if 'onset_f1' in result['model']:
+    lines += ['', _two_ears(listened=AUDIO_NOTE_REPORT[0] in result['model'])]
   lines += ['', '## Per era', '']
   eras = [e for e in result['era_names'] if e in result['real']['per_era']]
   for row in PER_ERA_ROWS:
