@@ -58,3 +58,16 @@ def test_bad_demo_name_and_missing_config(tmp_path):
     demo_pipeline.run_demo('cubism', tmp_path)
   with pytest.raises(FileNotFoundError, match='not found'):
     demo_pipeline.run_demo('eras', tmp_path, config_path=str(tmp_path / 'nope.py'))
+
+
+def test_each_demo_has_its_recipe():
+  from pix2pitch_jax.core import configs
+  from pix2pitch_jax.demo import config as demo_config
+
+  synesthesia, eras = demo_config.get_config(), demo_config.get_config('eras')
+  # A known answer: L1 alone, longer (WORKSPACE_NOTES.md, "Fidelity"); real music: pix2pix.
+  assert synesthesia.model.lambda_GAN == 0 and synesthesia.num_train_steps == 3000
+  assert eras.model.lambda_GAN == 1 and eras.num_train_steps == 1000
+  assert demo_config.get_config('synesthesia').to_dict() == synesthesia.to_dict()
+  with pytest.raises(configs.ConfigError, match="unknown demo 'jazz'"):
+    demo_config.get_config('jazz')

@@ -101,11 +101,13 @@ def write_outside_style_images(out_dir: pathlib.Path, seed: int = 0) -> pathlib.
   return out_dir
 
 
-def _load_train_config(config_path: str | None, data_dir: pathlib.Path, overrides: dict[str, Any]):
-  """The config file's get_config() (default: the packaged demo config), pointed at the demo
-  corpus, with dotted-key overrides."""
+def _load_train_config(
+  demo: str, config_path: str | None, data_dir: pathlib.Path, overrides: dict[str, Any]
+):
+  """The config file's get_config() (default: the packaged demo config's recipe for `demo`),
+  pointed at the demo corpus, with dotted-key overrides."""
   config = (
-    demo_config.get_config() if config_path is None else configs.load_config_file(config_path)
+    demo_config.get_config(demo) if config_path is None else configs.load_config_file(config_path)
   )
   config.data_dir = str(data_dir)
   return configs.apply_overrides(config, overrides)
@@ -140,17 +142,29 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
   keys = (
     'onset_f1',
     'onset_pitch_f1',
+    'audio_onset_f1',  # the independent ear, on the audio
+    'audio_onset_pitch_f1',
     'era_accuracy',
     'era_accuracy_real',
     'l1_db',
     'spectral_convergence',
   )
   out = {}
-  for group in ('model', 'retrieval', 'era_mean'):
+  for group in ('model', 'retrieval', 'era_mean', 'real'):
     sub = metrics.get(group, {})
     if isinstance(sub, dict):
       out[group] = {k: sub[k] for k in keys if k in sub}
+      out[group] |= {f'{k}_ci95': sub[f'{k}_ci95'] for k in keys if f'{k}_ci95' in sub}
   return out
+
+
+def _figure(figures: dict[str, Any], key: str) -> str:
+  """'onset_f1=0.938 [0.921, 0.953]': a headline figure with its interval when it has one."""
+  interval = figures.get(f'{key}_ci95')
+  shown = f'{key}={figures[key]:.3f}'
+  if isinstance(interval, (list, tuple)) and all(isinstance(x, float) for x in interval):
+    shown += f' [{interval[0]:.3f}, {interval[1]:.3f}]'
+  return shown
 
 
 def run_demo(
@@ -183,7 +197,7 @@ def run_demo(
   data_dir, train_dir = layout.data, layout.train
   start = time.perf_counter()
 
-  config = _load_train_config(config_path, data_dir, config_overrides or {})
+  config = _load_train_config(demo, config_path, data_dir, config_overrides or {})
   report = _stage(
     f'build the {demo!r} demo corpus',
     lambda: demos.build_demo(
@@ -250,7 +264,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
   ]
   for group, figures in summary['headline'].items():
     if figures:
-      shown = ', '.join(f'{k}={v:.3f}' for k, v in figures.items() if isinstance(v, float))
+      shown = ', '.join(_figure(figures, k) for k, v in figures.items() if isinstance(v, float))
       lines.append(f'  {group:<14} : {shown}')
   print('\n'.join(lines), flush=True)
 
