@@ -1,14 +1,15 @@
-"""Smoke test / CI: the demo recipe shrunk to 32x32 and a few steps (seconds on a CPU).
+"""Smoke test / CI: the demo's pix2pix recipe (`eras`: GAN + L1, so G and D both train) shrunk
+to 32x32 and a few steps (seconds on a CPU).
 
     python -m pix2pitch_jax.train --config=experiments/tiny.py --workdir=/tmp/tiny \
         --config.data_dir=<a 32x32 dataset>
 """
 
-from pix2pitch_jax.core import configs
+from pix2pitch_jax.demo.config import get_config as demo_config
 
 
 def get_config():
-  config = configs.load_config_file(configs.sibling('demo.py', __file__))
+  config = demo_config('eras')
   config.image_size = 32
   config.batch_size = 8  # one example per device on 8 virtual CPU devices
   config.num_train_steps = 4
