@@ -33,10 +33,14 @@ _MUSIC_FORMAT = flags.DEFINE_enum(
   'music_format', 'auto', list(music.FORMATS), 'Layout of --music; auto detects it.'
 )
 _IMAGE_SIZE = flags.DEFINE_integer(
-  'image_size', None, 'Side S of paintings and mel images (power of two). Default 256; demos 128.'
+  'image_size',
+  None,
+  'Side S of paintings and mel images (power of two). Default 256; demos 128 (squiggles 64).',
 )
 _SAMPLE_RATE = flags.DEFINE_integer('sample_rate', 22_050, 'Audio sample rate (Hz).')
-_CLIP_SECONDS = flags.DEFINE_float('clip_seconds', None, 'Clip length in s. Default 10; demos 4.')
+_CLIP_SECONDS = flags.DEFINE_float(
+  'clip_seconds', None, 'Clip length in s. Default 10; demos 4; squiggles and --unpaired 1.'
+)
 _N_FFT = flags.DEFINE_integer(
   'n_fft', None, 'STFT size; default from audio.default_mel_params (demos 2048).'
 )
@@ -148,7 +152,6 @@ def main() -> None:
   options = _options()
   try:
     if _DEMO.value:
-      options.setdefault('image_size', 128)
       report = demos.build_demo(_DEMO.value, out_dir, num_paintings=_MAX_PAINTINGS.value, **options)
     else:
       if paintings_dir is None or music_dir is None:  # excluded by the checks above
