@@ -50,7 +50,8 @@ def test_corpus_splits_and_metadata(corpus):
 
 def test_train_is_unpaired_and_held_out_splits_follow_the_rule(corpus):
   out, _ = corpus
-  hidden = json.loads((out / demo_squiggles.PARAMS_FILE).read_text())
+  hidden = features.load_hidden_params(out)
+  assert hidden == json.loads((out / demo_squiggles.PARAMS_FILE).read_text())
   keys = ('pitch', 'velocity', 'timbre', 'brightness')
   for split in ('train', 'test'):
     data = records.read_split(

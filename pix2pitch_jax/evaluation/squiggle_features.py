@@ -30,12 +30,17 @@ Any feature is NaN where it is undefined (no ink; a silent clip).
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from pix2pitch_jax.audio import spectrogram
+from pix2pitch_jax.core import workdir as workdir_lib
+from pix2pitch_jax.data import records
 
 PICTURE_FEATURES = ('height', 'ink_area', 'hue', 'spikiness')
 MEL_FEATURES = (
@@ -216,3 +221,14 @@ def rule_correlations(
     name: spearman(mel_feats[audio], picture_feats[visual])
     for name, (audio, visual) in zip(RULE_NAMES, RULE)
   }
+
+
+def load_hidden_params(data_dir: str | os.PathLike) -> dict[str, Any]:
+  """The hidden parameters a squiggles corpus stores beside its records (the file named by
+  `extra.hidden_params` in its meta): {'clips': {clip_source_id: {pitch, velocity, timbre,
+  timbre_name, brightness, split}}, 'pictures': {painting_id: the same + height, area, hue,
+  spike_depth}, 'rule': ..., 'paired_splits': [...]}. ValueError for any other dataset."""
+  name = records.read_meta(data_dir).extra.get('hidden_params')
+  if not name:
+    raise ValueError(f'{data_dir} stores no hidden parameters (not a squiggles corpus)')
+  return json.loads((workdir_lib.as_path(data_dir) / name).read_text())
