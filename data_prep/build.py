@@ -49,7 +49,7 @@ _CLIP_SECONDS = flags.DEFINE_float(
   'clip_seconds', None, 'Clip length in s. Default 10; demos 4; squiggles and --unpaired 1.'
 )
 _N_FFT = flags.DEFINE_integer(
-  'n_fft', None, 'STFT size; default from audio.default_mel_params (demos 2048).'
+  'n_fft', None, 'STFT size; default from audio.default_mel_params (demos 2048; squiggles 16 x S).'
 )
 _FMIN = flags.DEFINE_float('fmin', None, 'Lowest mel band edge in Hz (0; synesthesia 400).')
 _FMAX = flags.DEFINE_float(
