@@ -159,6 +159,11 @@ def main() -> None:
   if out_dir is None:  # absl enforces mark_flag_as_required('out') before main runs
     raise app.UsageError('--out is required')
   options = _options()
+  pairing_only = sorted({'clips_per_painting', 'era_set'} & set(options))
+  if _UNPAIRED.value and pairing_only:
+    raise app.UsageError(
+      f'--unpaired uses no eras and no pairing: drop --{", --".join(pairing_only)}'
+    )
   try:
     if _DEMO.value:
       report = demos.build_demo(_DEMO.value, out_dir, num_paintings=_MAX_PAINTINGS.value, **options)

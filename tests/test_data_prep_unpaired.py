@@ -89,3 +89,16 @@ def test_longer_clips_and_strict(sources, tmp_path):
     unpaired.build_unpaired_from_sources(
       pictures, sounds, tmp_path / 'strict', strict=True, **SMALL
     )
+
+
+def test_cli_refuses_pairing_flags_with_unpaired(sources, tmp_path):
+  pictures, sounds = sources
+  cmd = [sys.executable, '-m', 'data_prep', '--unpaired', f'--paintings={pictures}']
+  cmd += [f'--music={sounds}', f'--out={tmp_path}', '--clips_per_painting=2']
+  done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+  assert done.returncode != 0
+  assert (
+    done.stderr.strip()
+    .splitlines()[-1]
+    .endswith('--unpaired uses no eras and no pairing: drop --clips_per_painting')
+  )
