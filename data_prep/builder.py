@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from data_prep import clips, eras, music, paintings, pairing, workers
+from data_prep import clips, eras, midi, music, paintings, pairing, workers
 from data_prep import report as report_lib
 from pix2pitch_jax.audio import spectrogram
 from pix2pitch_jax.data import records
@@ -280,7 +280,7 @@ def _probe(
     if recording.is_midi:
       key = hashlib.sha1(
         f'{recording.source_id}|{opts.sample_rate}|{sources.render_max_seconds}|'
-        f'{sources.render_program(era)}'.encode()
+        f'{sources.render_program(era)}|{midi.soundfont_name()}'.encode()
       ).hexdigest()[:16]
       render_to = str(workspace.path / 'rendered' / f'{key}.wav')
     jobs.append(

@@ -1,33 +1,31 @@
-"""MIDI -> audio with the FluidSynth command-line synthesiser, offline.
+"""MIDI -> audio for the dataset builder: FluidSynth and the best General MIDI soundfont installed.
 
-The General MIDI soundfont is the one pretty_midi ships (TimGM6mb.sf2), so nothing is downloaded.
-The CLI is used (not pyfluidsynth) because it is a Debian package (`fluidsynth`) and it renders
-faster than real time with no Python audio loop.
+Soundfont discovery and the FluidSynth call are shared with generation's MIDI route
+(`pix2pitch_jax.audio.soundfont`, free of JAX): Debian's `fluid-soundfont-gm` when installed, else
+MuseScore's small General MIDI font, else the small one inside pretty_midi; nothing is downloaded.
+This module adds what a build needs on top: validating a file, cutting long pieces, choosing the
+instruments.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
-import shutil
-import subprocess
 import tempfile
 
-FLUIDSYNTH = 'fluidsynth'
-_GAIN = 0.6  # FluidSynth's default 0.2 is very quiet; loudness is peak-normalised later anyway.
+from pix2pitch_jax.audio import soundfont as soundfont_lib
 
-
-class MidiRenderError(RuntimeError):
-  """A MIDI file could not be read or rendered."""
+MidiRenderError = soundfont_lib.MidiRenderError
 
 
 def soundfont_path() -> str:
-  import pretty_midi
+  """The soundfont a build renders with (`soundfont_lib.find_soundfont`)."""
+  return soundfont_lib.find_soundfont().path
 
-  path = pathlib.Path(pretty_midi.__file__).with_name('TimGM6mb.sf2')
-  if not path.is_file():
-    raise MidiRenderError(f'General MIDI soundfont not found at {path}')
-  return str(path)
+
+def soundfont_name() -> str:
+  """Its file name: part of a build's fingerprint, so another soundfont means another build."""
+  return soundfont_lib.find_soundfont().name
 
 
 def render_midi(
@@ -44,34 +42,9 @@ def render_midi(
     max_seconds: drop notes starting after this time (keeps long pieces cheap to render).
     program: if given, play every non-drum part with this General MIDI program.
   """
-  if shutil.which(FLUIDSYNTH) is None:
-    raise MidiRenderError('the fluidsynth command is not installed (apt-get install fluidsynth)')
-  wav_path = pathlib.Path(wav_path)
-  wav_path.parent.mkdir(parents=True, exist_ok=True)
   with tempfile.TemporaryDirectory(prefix='p2p-midi-') as tmp:
     prepared = _prepare(midi_path, pathlib.Path(tmp) / 'in.mid', max_seconds, program)
-    rendered = pathlib.Path(tmp) / 'out.wav'
-    cmd = [
-      FLUIDSYNTH,
-      '-ni',
-      '-q',
-      '-g',
-      str(_GAIN),
-      '-r',
-      str(int(sample_rate)),
-      '-F',
-      str(rendered),
-      soundfont_path(),
-      str(prepared),
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-    if result.returncode != 0 or not rendered.is_file() or rendered.stat().st_size <= 44:
-      raise MidiRenderError(
-        f'fluidsynth failed on {midi_path}: '
-        f'{(result.stderr or result.stdout).strip()[-300:] or "no audio"}'
-      )
-    os.replace(rendered, wav_path)
-  return wav_path
+    return soundfont_lib.render_midi_file(prepared, wav_path, sample_rate)
 
 
 def _prepare(
