@@ -158,6 +158,44 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
   return out
 
 
+def _era_accuracy_per_era(metrics: dict[str, Any]) -> dict[str, Any]:
+  """Per era: the era classifier's accuracy on the model's mels and on the real ones (the
+  ceiling), each [value, interval low, interval high], and n: what the eras demo is about."""
+  out = {}
+  real_eras = metrics.get('real', {}).get('per_era', {})
+  for era, real in real_eras.items():
+    model = metrics.get('model', {}).get('per_era', {}).get(era, {})
+    if 'era_accuracy' not in real or 'era_accuracy' not in model:
+      continue
+    out[era] = {
+      group: [block['era_accuracy'], *block.get('era_accuracy_ci95', [None, None])]
+      for group, block in (('model', model), ('real', real))
+    }
+    out[era]['n'] = real.get('era_accuracy_n', real.get('count'))
+  return out
+
+
+def _accuracy_lines(per_era: dict[str, Any]) -> list[str]:
+  """'  baroque      model 0.83 [0.50, 1.00]   real 1.00 [1.00, 1.00]   n=6' per era."""
+  if not per_era:
+    return []
+
+  def shown(figures: list[Any]) -> str:
+    value, low, high = figures
+    return f'{value:.2f}' + (f' [{low:.2f}, {high:.2f}]' if None not in (low, high) else '')
+
+  lines = [
+    "  era accuracy per era (the era classifier on the model's mels and on the real music's,",
+    '  the ceiling; 95 % intervals):',
+  ]
+  for era, figures in per_era.items():
+    lines.append(
+      f'    {era:<14} model {shown(figures["model"]):<19} real {shown(figures["real"]):<19} '
+      f'n={figures["n"]}'
+    )
+  return lines
+
+
 def _figure(figures: dict[str, Any], key: str) -> str:
   """'onset_f1=0.938 [0.921, 0.953]': a headline figure with its interval when it has one."""
   interval = figures.get(f'{key}_ci95')
@@ -243,6 +281,7 @@ def run_demo(
     'metrics_json': str(eval_result.get('metrics_json', '')),
     'report_md': str(eval_result.get('report_md', '')),
     'headline': _headline(eval_result.get('metrics', eval_result)),
+    'era_accuracy_per_era': _era_accuracy_per_era(eval_result.get('metrics', eval_result)),
     'gallery_test': str(test_gallery.get('index_html', '')),
     'gallery_outside': str(outside_gallery.get('index_html', '')),
     'wall_s': round(time.perf_counter() - start, 1),
@@ -266,6 +305,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     if figures:
       shown = ', '.join(_figure(figures, k) for k, v in figures.items() if isinstance(v, float))
       lines.append(f'  {group:<14} : {shown}')
+  lines += _accuracy_lines(summary.get('era_accuracy_per_era', {}))
   print('\n'.join(lines), flush=True)
 
 
