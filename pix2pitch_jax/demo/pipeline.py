@@ -126,13 +126,18 @@ def _finished_evaluation(train_dir: workdir_lib.Workdir, step: int) -> dict[str,
   }
 
 
-def _finished_gallery(out_dir: epath.Path, step: int) -> dict[str, Any] | None:
-  """The gallery in `out_dir` if it was generated from checkpoint `step`."""
+def _finished_gallery(
+  out_dir: epath.Path, step: int, vocoder_names: tuple[str, ...] = ('griffin_lim',)
+) -> dict[str, Any] | None:
+  """The gallery in `out_dir` if it was generated from checkpoint `step` with these vocoders."""
   manifest = out_dir / workdir_lib.GALLERY_MANIFEST
   index_html = out_dir / workdir_lib.GALLERY_INDEX
   if not (manifest.exists() and index_html.exists()):
     return None
-  if json.loads(manifest.read_text()).get('step') != step:
+  written = json.loads(manifest.read_text())
+  if (
+    written.get('step') != step or tuple(written.get('vocoders', ('griffin_lim',))) != vocoder_names
+  ):
     return None
   return {'index_html': str(index_html), 'manifest': str(manifest), 'step': step}
 
@@ -260,10 +265,17 @@ def run_demo(
     'evaluate on the test split', lambda: evaluation_job.evaluate(str(train_dir.root), split='test')
   )
   test_dir, outside_dir = layout.test_gallery, layout.outside_gallery
-  test_gallery = _finished_gallery(test_dir, step) or _stage(
+  # The test gallery also plays each painting's notes through the MIDI route (and offers the
+  # .mid) when FluidSynth is installed; `make setup` installs it.
+  test_vocoders = ('griffin_lim', 'midi') if shutil.which('fluidsynth') else ('griffin_lim',)
+  test_gallery = _finished_gallery(test_dir, step, test_vocoders) or _stage(
     'generate the test-split gallery',
     lambda: generation_job.generate(
-      str(train_dir.root), str(test_dir), split='test', max_examples=gallery_size
+      str(train_dir.root),
+      str(test_dir),
+      split='test',
+      max_examples=gallery_size,
+      vocoder_names=test_vocoders,
     ),
   )
   outside = write_outside_style_images(pathlib.Path(layout.outside_images))
