@@ -168,7 +168,8 @@ def _era_accuracy_per_era(metrics: dict[str, Any]) -> dict[str, Any]:
   ceiling), each [value, interval low, interval high], and n: what the eras demo is about."""
   out = {}
   real_eras = metrics.get('real', {}).get('per_era', {})
-  for era, real in real_eras.items():
+  for era in metrics.get('era_names', sorted(real_eras)):  # the dataset's order of eras
+    real = real_eras.get(era, {})
     model = metrics.get('model', {}).get('per_era', {}).get(era, {})
     if 'era_accuracy' not in real or 'era_accuracy' not in model:
       continue

@@ -150,6 +150,7 @@ class MidiRoute:
       'soundfont_path': self.font.path,
       'soundfont_origin': self.font.origin,
       'program': self.program,
+      'transcription': dataclasses.asdict(mel_to_midi.route_config(self.context.meta.mel_params)),
     }
 
   def render(self, mels: np.ndarray, indices: np.ndarray) -> Rendering:
