@@ -13,11 +13,14 @@ export PYTHONUNBUFFERED := 1
 .PHONY: setup system-packages test lint lock demo bench clean-demo
 
 # System packages: FluidSynth renders MIDI to audio; Chromium renders the gallery in tests;
-# python3-venv is what Debian splits out of Python for `-m venv`. Skipped when already present,
-# so a second run is quick and needs no network.
+# python3-venv is what Debian splits out of Python for `-m venv`. `make demo DEMO=eras` also
+# installs fluid-soundfont-gm (a 120 MB download), the full General MIDI soundfont its orchestras
+# need; everything else works with the small soundfont inside pretty_midi. Skipped when already
+# present, so a second run is quick and needs no network.
 system-packages:
 	@missing=""; \
 	command -v fluidsynth >/dev/null || missing="$$missing fluidsynth"; \
+	[ "$(DEMO)" != eras ] || [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing="$$missing fluid-soundfont-gm"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	$(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \

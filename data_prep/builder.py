@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from data_prep import clips, eras, music, paintings, pairing, workers
+from data_prep import clips, eras, midi, music, paintings, pairing, workers
 from data_prep import report as report_lib
 from pix2pitch_jax.audio import spectrogram
 from pix2pitch_jax.data import records
@@ -171,7 +171,9 @@ class SourceSet:
   painting_era: Callable[[str], str | None]
   recording_era: Callable[[str], str | None]
   ignored: list[dict[str, str]] = dataclasses.field(default_factory=list)
-  render_program: Callable[[str], int | None] = lambda era: None
+  # MIDI recordings: the instruments to play each one with, from its (era, source_id); None keeps
+  # the programmes the file names.
+  render_ensemble: Callable[[str, str], midi.Ensemble | None] = lambda era, source_id: None
   render_max_seconds: float | None = None
 
 
@@ -277,10 +279,11 @@ def _probe(
   jobs = []
   for recording, era in kept_recordings:
     render_to = None
+    ensemble = sources.render_ensemble(era, recording.source_id) if recording.is_midi else None
     if recording.is_midi:
       key = hashlib.sha1(
         f'{recording.source_id}|{opts.sample_rate}|{sources.render_max_seconds}|'
-        f'{sources.render_program(era)}'.encode()
+        f'{ensemble and ensemble.key}|{midi.soundfont_name()}'.encode()
       ).hexdigest()[:16]
       render_to = str(workspace.path / 'rendered' / f'{key}.wav')
     jobs.append(
@@ -291,7 +294,7 @@ def _probe(
         render_to,
         opts.sample_rate,
         sources.render_max_seconds,
-        sources.render_program(era),
+        ensemble,
       )
     )
   cached = workspace.load_probes(settings)

@@ -2,12 +2,18 @@
 procedurally generated (synthetic) paintings whose palette, brushwork and composition differ by era.
 
 Music: the works in `WORKS` are parsed with music21, written as MIDI and rendered with FluidSynth
-(first `RENDER_SECONDS` s), all offline from files inside the music21 package. Every part of an
-era's works is played with one General MIDI programme (`ERA_PROGRAMS`), chosen to match the
-period's typical forces: choir for Renaissance polyphony, church organ for Bach's chorales and the
-Baroque pieces, a string ensemble for the Classical quartets, piano for Romantic and Expressionist
-pieces. The corpus has no Impressionist music, hence the era set 'music21' (renaissance, baroque,
-classicism, romanticism, expressionism) rather than the thesis' five.
+(first `RENDER_SECONDS` s) and the best General MIDI soundfont installed (Debian's
+fluid-soundfont-gm when present), all offline from files inside the music21 package. Each work is
+played by one of its era's ensembles (`ERA_ENSEMBLES`, dealt to the era's works in turn), an
+instrument per part by register (the highest part gets the ensemble's first instrument): voices,
+recorders and viols, lute for the Renaissance; organ, harpsichord, strings with continuo for the
+Baroque; string quartet, fortepiano, winds for Classicism; piano, orchestra, voice or cello with
+piano for Romanticism; piano and the mixed chamber groups of the early 20th century for
+Expressionism. The ensembles overlap between eras on purpose (piano in three, strings in three,
+organ and voices in two), so an era is not one instrument: the classifier, and the model, must
+hear it in texture, register, harmony and rhythm too. The corpus has no Impressionist music, hence
+the era set 'music21' (renaissance, baroque, classicism, romanticism, expressionism) rather than
+the thesis' five.
 
 Paintings are synthetic, not art: e.g. Renaissance = symmetric arch and central figure in earth
 tones and lapis; Baroque = dark ground with a diagonal beam of warm light; Classicism (Rococo) =
@@ -24,15 +30,45 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from data_prep import builder, eras, music, pairing, workers
+from data_prep import builder, eras, midi, music, pairing, workers
 
 ERAS = ('renaissance', 'baroque', 'classicism', 'romanticism', 'expressionism')
-ERA_PROGRAMS = {
-  'renaissance': 52,
-  'baroque': 19,
-  'classicism': 48,
-  'romanticism': 0,
-  'expressionism': 0,
+_E = midi.Ensemble
+# General MIDI programmes, pretty_midi's numbering: 0 piano, 6 harpsichord, 8 celesta,
+# 19 church organ, 24 nylon guitar (for a lute), 40-43 violin, viola, cello, contrabass, 44
+# tremolo strings, 45 pizzicato, 46 harp, 48 string ensemble, 52-53 choir and voice, 59 muted
+# trumpet, 60 horn, 68 oboe, 70 bassoon, 71 clarinet, 73 flute, 74 recorder. Highest part first.
+ERA_ENSEMBLES: dict[str, tuple[midi.Ensemble, ...]] = {
+  'renaissance': (
+    _E('voices', (53, 52, 52, 53)),
+    _E('recorders and viols', (74, 74, 41, 42)),
+    _E('voices and lute', (53, 52, 24)),
+    _E('organ', (19,)),
+  ),
+  'baroque': (
+    _E('organ', (19,)),
+    _E('strings and continuo', (40, 40, 41, 6)),
+    _E('harpsichord', (6,)),
+    _E('oboe, strings and bassoon', (68, 40, 41, 70)),
+  ),
+  'classicism': (
+    _E('string quartet', (40, 40, 41, 42)),
+    _E('fortepiano', (0,)),
+    _E('winds', (73, 71, 60, 70)),
+    _E('violin and piano', (40, 0)),
+  ),
+  'romanticism': (
+    _E('piano', (0,)),
+    _E('orchestra', (48, 68, 60, 42, 43)),
+    _E('voice and piano', (53, 0)),
+    _E('cello and piano', (42, 0)),
+  ),
+  'expressionism': (
+    _E('piano', (0,)),
+    _E('chamber ensemble', (73, 71, 40, 42, 0)),
+    _E('celesta, harp and strings', (8, 46, 44, 45)),
+    _E('muted brass and strings', (59, 71, 42, 43)),
+  ),
 }
 RENDER_SECONDS = 60.0
 DEFAULT_PAINTINGS = 300  # 60 per era
@@ -94,6 +130,17 @@ def corpus_works() -> list[tuple[str, str]]:
   return out
 
 
+def ensembles_of_works(works: list[tuple[str, str]]) -> dict[str, midi.Ensemble]:
+  """Corpus path -> the ensemble that plays it: each era's ensembles dealt to its works in turn,
+  so every ensemble is heard when the era has as many works."""
+  out, dealt = {}, dict.fromkeys(ERAS, 0)
+  for era, path in works:
+    ensembles = ERA_ENSEMBLES[era]
+    out[path] = ensembles[dealt[era] % len(ensembles)]
+    dealt[era] += 1
+  return out
+
+
 def export_midi(job: tuple[str, str]) -> str:
   """Parse one corpus work and write it as MIDI (atomically); returns '' or the failure reason."""
   source, dest = job
@@ -129,8 +176,17 @@ def build(out_dir, opts, num_paintings: int | None) -> dict:
   if n < len(ERAS) * 3:
     raise ValueError(f'eras demo needs at least {len(ERAS) * 3} paintings, got {n}')
   works = corpus_works()
+  orchestra = ensembles_of_works(works)
   fingerprint = builder.fingerprint(
-    opts, ['demo:eras', n, ERA_PROGRAMS, RENDER_SECONDS, [w[1].split('corpus/')[-1] for w in works]]
+    opts,
+    [
+      'demo:eras',
+      n,
+      sorted(e.key for e in orchestra.values()),
+      midi.soundfont_name(),
+      RENDER_SECONDS,
+      [w[1].split('corpus/')[-1] for w in works],
+    ],
   )
   workspace, done = builder.open_workspace(out_dir, fingerprint, opts.overwrite)
   if done is not None:
@@ -138,9 +194,11 @@ def build(out_dir, opts, num_paintings: int | None) -> dict:
   start = time.perf_counter()
   midi_dir = workspace.path / 'music21'
   jobs, recordings = [], []
+  ensemble_of: dict[str, midi.Ensemble] = {}
   for era, source in works:
     rel = source.split('corpus/')[-1]
     dest = midi_dir / era / (rel.replace('/', '_').rsplit('.', 1)[0] + '.mid')
+    ensemble_of[f'{era}/{dest.name}'] = orchestra[source]
     dest.parent.mkdir(parents=True, exist_ok=True)
     jobs.append((source, str(dest)))
     recordings.append(music.Recording(f'{era}/{dest.name}', era, str(dest)))
@@ -171,7 +229,7 @@ def build(out_dir, opts, num_paintings: int | None) -> dict:
     painting_era=tables.label_era,
     recording_era=tables.label_era,
     ignored=ignored,
-    render_program=ERA_PROGRAMS.get,
+    render_ensemble=lambda era, source_id: ensemble_of[source_id],
     render_max_seconds=RENDER_SECONDS,
   )
   report = builder.build_paired(

@@ -1,33 +1,56 @@
-"""MIDI -> audio with the FluidSynth command-line synthesiser, offline.
+"""MIDI -> audio for the dataset builder: FluidSynth and the best General MIDI soundfont installed.
 
-The General MIDI soundfont is the one pretty_midi ships (TimGM6mb.sf2), so nothing is downloaded.
-The CLI is used (not pyfluidsynth) because it is a Debian package (`fluidsynth`) and it renders
-faster than real time with no Python audio loop.
+Soundfont discovery and the FluidSynth call are shared with generation's MIDI route
+(`pix2pitch_jax.audio.soundfont`, free of JAX): Debian's `fluid-soundfont-gm` when installed, else
+MuseScore's small General MIDI font, else the small one inside pretty_midi; nothing is downloaded.
+This module adds what a build needs on top: validating a file, cutting long pieces, choosing the
+instruments (an `Ensemble`: one General MIDI programme per part, by register).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
-import shutil
-import subprocess
 import tempfile
 
-FLUIDSYNTH = 'fluidsynth'
-_GAIN = 0.6  # FluidSynth's default 0.2 is very quiet; loudness is peak-normalised later anyway.
+from pix2pitch_jax.audio import soundfont as soundfont_lib
+
+MidiRenderError = soundfont_lib.MidiRenderError
 
 
-class MidiRenderError(RuntimeError):
-  """A MIDI file could not be read or rendered."""
+@dataclasses.dataclass(frozen=True)
+class Ensemble:
+  """The instruments a piece is played with: General MIDI programmes (0-127, pretty_midi's
+  numbering) for its parts from the highest to the lowest, by each part's mean pitch, so the
+  melody and the bass get the instruments meant for them. Parts beyond the list take its last
+  programme; a one-programme ensemble plays every part with that instrument."""
+
+  name: str
+  programs: tuple[int, ...]
+
+  def __post_init__(self):
+    if not self.programs or not all(0 <= p <= 127 for p in self.programs):
+      raise ValueError(f'ensemble {self.name!r}: programmes must be 0..127, got {self.programs}')
+
+  def program_for(self, rank: int) -> int:
+    """The programme of the part that is `rank`-th highest (0: the highest)."""
+    return self.programs[min(rank, len(self.programs) - 1)]
+
+  @property
+  def key(self) -> str:
+    """'name:p1-p2-...': names it in cache keys and fingerprints."""
+    return f'{self.name}:{"-".join(map(str, self.programs))}'
 
 
 def soundfont_path() -> str:
-  import pretty_midi
+  """The soundfont a build renders with (`soundfont_lib.find_soundfont`)."""
+  return soundfont_lib.find_soundfont().path
 
-  path = pathlib.Path(pretty_midi.__file__).with_name('TimGM6mb.sf2')
-  if not path.is_file():
-    raise MidiRenderError(f'General MIDI soundfont not found at {path}')
-  return str(path)
+
+def soundfont_name() -> str:
+  """Its file name: part of a build's fingerprint, so another soundfont means another build."""
+  return soundfont_lib.find_soundfont().name
 
 
 def render_midi(
@@ -36,48 +59,24 @@ def render_midi(
   sample_rate: int,
   *,
   max_seconds: float | None = None,
-  program: int | None = None,
+  ensemble: Ensemble | None = None,
 ) -> pathlib.Path:
   """Render `midi_path` to a 16-bit wav at `sample_rate`, written atomically to `wav_path`.
 
   Args:
     max_seconds: drop notes starting after this time (keeps long pieces cheap to render).
-    program: if given, play every non-drum part with this General MIDI program.
+    ensemble: if given, play the non-drum parts with its instruments (`Ensemble`), else with the
+      programmes the file names.
   """
-  if shutil.which(FLUIDSYNTH) is None:
-    raise MidiRenderError('the fluidsynth command is not installed (apt-get install fluidsynth)')
-  wav_path = pathlib.Path(wav_path)
-  wav_path.parent.mkdir(parents=True, exist_ok=True)
   with tempfile.TemporaryDirectory(prefix='p2p-midi-') as tmp:
-    prepared = _prepare(midi_path, pathlib.Path(tmp) / 'in.mid', max_seconds, program)
-    rendered = pathlib.Path(tmp) / 'out.wav'
-    cmd = [
-      FLUIDSYNTH,
-      '-ni',
-      '-q',
-      '-g',
-      str(_GAIN),
-      '-r',
-      str(int(sample_rate)),
-      '-F',
-      str(rendered),
-      soundfont_path(),
-      str(prepared),
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-    if result.returncode != 0 or not rendered.is_file() or rendered.stat().st_size <= 44:
-      raise MidiRenderError(
-        f'fluidsynth failed on {midi_path}: '
-        f'{(result.stderr or result.stdout).strip()[-300:] or "no audio"}'
-      )
-    os.replace(rendered, wav_path)
-  return wav_path
+    prepared = _prepare(midi_path, pathlib.Path(tmp) / 'in.mid', max_seconds, ensemble)
+    return soundfont_lib.render_midi_file(prepared, wav_path, sample_rate)
 
 
 def _prepare(
-  midi_path, out_path: pathlib.Path, max_seconds: float | None, program: int | None
+  midi_path, out_path: pathlib.Path, max_seconds: float | None, ensemble: Ensemble | None
 ) -> pathlib.Path:
-  """Validate with pretty_midi; truncate / re-program into `out_path` when asked."""
+  """Validate with pretty_midi; truncate / re-orchestrate into `out_path` when asked."""
   import pretty_midi
 
   try:
@@ -86,7 +85,7 @@ def _prepare(
     raise MidiRenderError(f'cannot read MIDI {midi_path}: {type(e).__name__}: {e}') from e
   if not any(inst.notes for inst in midi.instruments):
     raise MidiRenderError(f'MIDI {midi_path} has no notes')
-  if max_seconds is None and program is None:
+  if max_seconds is None and ensemble is None:
     return pathlib.Path(midi_path)
   for inst in midi.instruments:
     if max_seconds is not None:
@@ -96,7 +95,16 @@ def _prepare(
       # Later controller events would make FluidSynth render silence up to the original end.
       inst.control_changes = [c for c in inst.control_changes if c.time < max_seconds]
       inst.pitch_bends = [b for b in inst.pitch_bends if b.time < max_seconds]
-    if program is not None and not inst.is_drum:
-      inst.program = program
+  if ensemble is not None:
+    orchestrate(midi, ensemble)
   midi.write(str(out_path))
   return out_path
+
+
+def orchestrate(midi, ensemble: Ensemble) -> None:
+  """Give the non-drum parts of a pretty_midi.PrettyMIDI the ensemble's programmes by register:
+  the part with the highest mean pitch gets the first, the next the second, and so on."""
+  parts = [inst for inst in midi.instruments if not inst.is_drum and inst.notes]
+  by_register = sorted(parts, key=lambda inst: -sum(n.pitch for n in inst.notes) / len(inst.notes))
+  for rank, inst in enumerate(by_register):
+    inst.program = ensemble.program_for(rank)

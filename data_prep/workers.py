@@ -49,7 +49,7 @@ class ProbeJob:
   render_to: str | None = None  # MIDI only: where the rendered wav is cached
   sample_rate: int = 22_050  # MIDI render rate
   render_max_seconds: float | None = None
-  render_program: int | None = None
+  render_ensemble: midi.Ensemble | None = None  # the instruments to play the parts with
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +70,7 @@ def run_probe(job: ProbeJob) -> ProbeResult:
           job.render_to,
           job.sample_rate,
           max_seconds=job.render_max_seconds,
-          program=job.render_program,
+          ensemble=job.render_ensemble,
         )
       except midi.MidiRenderError as e:
         return ProbeResult(job.source_id, path, clips.Probe(reason=str(e)))

@@ -4,7 +4,14 @@
     python -m pix2pitch_jax.generate --workdir=runs/p256 --split=test --out=listen_test/
 
 Writes <out>/<name>.wav, <name>_mel.png, <name>_painting.png (and, for a split, the reference
-<name>_reference.wav) plus <out>/index.html, a page to look and listen. Files that are not
+<name>_reference.wav) plus <out>/index.html, a page to look and listen. --vocoder picks how the
+mel becomes sound, one or more of: griffin_lim (the default), midi (notes -> <name>.mid ->
+FluidSynth with the best General MIDI soundfont installed: <name>_midi.wav), neural (a trained
+vocoder: <name>_neural.wav):
+
+    python -m pix2pitch_jax.generate --workdir=runs/p256 --split=test --out=listen/ \
+        --vocoder=griffin_lim,midi
+ Files that are not
 readable images are reported and skipped. Same seed, same audio. Stopped and started again, it
 skips the inputs it has finished.
 
@@ -38,6 +45,14 @@ _ERA = flags.DEFINE_string(
   'to condition on (a name from the dataset).',
 )
 
+_VOCODER = flags.DEFINE_list(
+  'vocoder',
+  ['griffin_lim'],
+  'How the generated mel becomes sound; one or more, comma-separated, the first is the main '
+  'player: griffin_lim, midi (notes -> .mid -> FluidSynth; soundfont: $PIX2PITCH_SOUNDFONT or '
+  'the best installed), neural (a trained vocoder).',
+)
+
 _WEIGHTS = flags.DEFINE_enum(
   'weights',
   'ema',
@@ -66,6 +81,7 @@ def main() -> None:
     batch_size=_BATCH_SIZE.value,
     era=_ERA.value,
     weights=_WEIGHTS.value,
+    vocoder_names=_VOCODER.value,
   )
   if not sharding.is_main_process():
     return

@@ -71,3 +71,23 @@ def test_each_demo_has_its_recipe():
   assert demo_config.get_config('synesthesia').to_dict() == synesthesia.to_dict()
   with pytest.raises(configs.ConfigError, match="unknown demo 'jazz'"):
     demo_config.get_config('jazz')
+
+
+def test_the_summary_prints_era_accuracy_per_era_with_intervals():
+  block = lambda acc, low, high: {
+    'era_accuracy': acc,
+    'era_accuracy_ci95': [low, high],
+    'era_accuracy_n': 6,
+  }
+  metrics = {
+    'era_names': ['romanticism', 'baroque'],
+    'model': {'per_era': {'baroque': block(0.5, 0.17, 0.83), 'romanticism': block(1.0, 1.0, 1.0)}},
+    'real': {'per_era': {'baroque': block(0.83, 0.5, 1.0), 'romanticism': block(0.67, 0.33, 1.0)}},
+  }
+  per_era = demo_pipeline._era_accuracy_per_era(metrics)
+  assert list(per_era) == ['romanticism', 'baroque']  # the dataset's order
+  assert per_era['baroque'] == {'model': [0.5, 0.17, 0.83], 'real': [0.83, 0.5, 1.0], 'n': 6}
+  lines = demo_pipeline._accuracy_lines(per_era)
+  assert 'baroque' in lines[3] and 'model 0.50 [0.17, 0.83]' in lines[3]
+  assert 'real 0.83 [0.50, 1.00]' in lines[3] and lines[3].endswith('n=6')
+  assert demo_pipeline._accuracy_lines({}) == []

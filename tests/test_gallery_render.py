@@ -71,3 +71,42 @@ def test_a_broken_audio_file_is_reported(tmp_path):
   assert 'bad &lt;name&gt;' in page.read_text()
   states = {p['src']: p['state'] for p in gallery.probe_audio_elements(page)}
   assert states == {'good.wav': 'ready', 'bad.wav': 'error'}
+
+
+@pytest.mark.skipif(shutil.which('fluidsynth') is None, reason='needs fluidsynth')
+def test_a_gallery_with_every_vocoder_loads_every_player(stub_workdir, monkeypatch, tmp_path):
+  from pix2pitch_jax.audio import soundfont
+  from pix2pitch_jax.generation import vocoders
+
+  class HalfVolumeGriffinLim(vocoders.GriffinLim):
+    """Stands in for a trained neural vocoder: the page and files do not depend on which."""
+
+    @property
+    def about(self):
+      return {'method': 'stand-in', 'checkpoint': 'none'}
+
+    def render(self, mels, indices):
+      return vocoders.Rendering(0.5 * super().render(mels, indices).clips)
+
+  monkeypatch.setitem(vocoders._REGISTRY, 'neural', HalfVolumeGriffinLim)
+  result = generation_job.generate(
+    stub_workdir,
+    tmp_path / 'gallery',
+    split='test',
+    max_examples=2,
+    griffin_lim_iters=2,
+    vocoder_names=('griffin_lim', 'neural', 'midi'),
+  )
+  page = pathlib.Path(result['index_html'])
+  players = gallery.probe_audio_elements(page)
+  assert len(players) == 2 * 4  # per painting: three renderings and the reference
+  assert sorted(p['src'] for p in players if '_reference' not in p['src']) == sorted(
+    f'{stem}{suffix}.wav' for stem in ('te0', 'te1') for suffix in ('', '_neural', '_midi')
+  )
+  for player in players:
+    assert player['state'] == 'ready' and player['duration'] == pytest.approx(2.0, abs=0.01)
+  html_text = page.read_text()
+  assert html_text.count('download .mid') == 2
+  assert f'midi ({soundfont.find_soundfont().name})' in html_text  # which soundfont played it
+  for stem in ('te0', 'te1'):
+    assert (tmp_path / 'gallery' / f'{stem}.mid').read_bytes()[:4] == b'MThd'

@@ -126,13 +126,18 @@ def _finished_evaluation(train_dir: workdir_lib.Workdir, step: int) -> dict[str,
   }
 
 
-def _finished_gallery(out_dir: epath.Path, step: int) -> dict[str, Any] | None:
-  """The gallery in `out_dir` if it was generated from checkpoint `step`."""
+def _finished_gallery(
+  out_dir: epath.Path, step: int, vocoder_names: tuple[str, ...] = ('griffin_lim',)
+) -> dict[str, Any] | None:
+  """The gallery in `out_dir` if it was generated from checkpoint `step` with these vocoders."""
   manifest = out_dir / workdir_lib.GALLERY_MANIFEST
   index_html = out_dir / workdir_lib.GALLERY_INDEX
   if not (manifest.exists() and index_html.exists()):
     return None
-  if json.loads(manifest.read_text()).get('step') != step:
+  written = json.loads(manifest.read_text())
+  if (
+    written.get('step') != step or tuple(written.get('vocoders', ('griffin_lim',))) != vocoder_names
+  ):
     return None
   return {'index_html': str(index_html), 'manifest': str(manifest), 'step': step}
 
@@ -156,6 +161,45 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
       out[group] = {k: sub[k] for k in keys if k in sub}
       out[group] |= {f'{k}_ci95': sub[f'{k}_ci95'] for k in keys if f'{k}_ci95' in sub}
   return out
+
+
+def _era_accuracy_per_era(metrics: dict[str, Any]) -> dict[str, Any]:
+  """Per era: the era classifier's accuracy on the model's mels and on the real ones (the
+  ceiling), each [value, interval low, interval high], and n: what the eras demo is about."""
+  out = {}
+  real_eras = metrics.get('real', {}).get('per_era', {})
+  for era in metrics.get('era_names', sorted(real_eras)):  # the dataset's order of eras
+    real = real_eras.get(era, {})
+    model = metrics.get('model', {}).get('per_era', {}).get(era, {})
+    if 'era_accuracy' not in real or 'era_accuracy' not in model:
+      continue
+    out[era] = {
+      group: [block['era_accuracy'], *block.get('era_accuracy_ci95', [None, None])]
+      for group, block in (('model', model), ('real', real))
+    }
+    out[era]['n'] = real.get('era_accuracy_n', real.get('count'))
+  return out
+
+
+def _accuracy_lines(per_era: dict[str, Any]) -> list[str]:
+  """'  baroque      model 0.83 [0.50, 1.00]   real 1.00 [1.00, 1.00]   n=6' per era."""
+  if not per_era:
+    return []
+
+  def shown(figures: list[Any]) -> str:
+    value, low, high = figures
+    return f'{value:.2f}' + (f' [{low:.2f}, {high:.2f}]' if None not in (low, high) else '')
+
+  lines = [
+    "  era accuracy per era (the era classifier on the model's mels and on the real music's,",
+    '  the ceiling; 95 % intervals):',
+  ]
+  for era, figures in per_era.items():
+    lines.append(
+      f'    {era:<14} model {shown(figures["model"]):<19} real {shown(figures["real"]):<19} '
+      f'n={figures["n"]}'
+    )
+  return lines
 
 
 def _figure(figures: dict[str, Any], key: str) -> str:
@@ -222,10 +266,17 @@ def run_demo(
     'evaluate on the test split', lambda: evaluation_job.evaluate(str(train_dir.root), split='test')
   )
   test_dir, outside_dir = layout.test_gallery, layout.outside_gallery
-  test_gallery = _finished_gallery(test_dir, step) or _stage(
+  # The test gallery also plays each painting's notes through the MIDI route (and offers the
+  # .mid) when FluidSynth is installed; `make setup` installs it.
+  test_vocoders = ('griffin_lim', 'midi') if shutil.which('fluidsynth') else ('griffin_lim',)
+  test_gallery = _finished_gallery(test_dir, step, test_vocoders) or _stage(
     'generate the test-split gallery',
     lambda: generation_job.generate(
-      str(train_dir.root), str(test_dir), split='test', max_examples=gallery_size
+      str(train_dir.root),
+      str(test_dir),
+      split='test',
+      max_examples=gallery_size,
+      vocoder_names=test_vocoders,
     ),
   )
   outside = write_outside_style_images(pathlib.Path(layout.outside_images))
@@ -243,6 +294,7 @@ def run_demo(
     'metrics_json': str(eval_result.get('metrics_json', '')),
     'report_md': str(eval_result.get('report_md', '')),
     'headline': _headline(eval_result.get('metrics', eval_result)),
+    'era_accuracy_per_era': _era_accuracy_per_era(eval_result.get('metrics', eval_result)),
     'gallery_test': str(test_gallery.get('index_html', '')),
     'gallery_outside': str(outside_gallery.get('index_html', '')),
     'wall_s': round(time.perf_counter() - start, 1),
@@ -266,6 +318,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     if figures:
       shown = ', '.join(_figure(figures, k) for k, v in figures.items() if isinstance(v, float))
       lines.append(f'  {group:<14} : {shown}')
+  lines += _accuracy_lines(summary.get('era_accuracy_per_era', {}))
   print('\n'.join(lines), flush=True)
 
 

@@ -52,6 +52,9 @@ class GalleryEntry:
   reference_audio: str | None = None
   reference_spectrogram: str | None = None
   source: str = ''  # where the input came from (file path or painting id)
+  # One player per vocoder the mel went through: {'vocoder', 'audio', and 'midi' for the MIDI
+  # route's .mid}; `audio` above is the first one's. Empty: `audio` is the only rendering.
+  renderings: Sequence[dict[str, str]] = ()
 
 
 _STYLE = """
@@ -66,6 +69,8 @@ h1 { font-size: 1.4em; margin-bottom: 0.2em; }
 .pair img { width: 100%; aspect-ratio: 1; image-rendering: pixelated; display: block; }
 figcaption { font-size: 0.75em; color: #777; text-align: center; }
 audio { width: 100%; margin-top: 8px; }
+.rendering { font-size: 0.8em; color: #555; margin-top: 6px; }
+.rendering audio { margin-top: 2px; }
 .era { font-size: 0.85em; margin-top: 6px; }
 details { font-size: 0.85em; margin-top: 6px; }
 .skipped { margin-top: 2em; color: #a33; font-size: 0.85em; }
@@ -105,9 +110,31 @@ def _card(entry: GalleryEntry) -> str:
     f'<figcaption>painting</figcaption></figure>'
     f'<figure><img src="{e(entry.spectrogram)}" alt="generated spectrogram">'
     f'<figcaption>generated mel</figcaption></figure></div>'
-    f'<audio controls preload="metadata" src="{e(entry.audio)}"></audio>'
+    f'{_players(entry)}'
     f'<div class="era">{" &middot; ".join(era_lines)}</div>{reference}</div>'
   )
+
+
+# How the page names each vocoder's player.
+VOCODER_LABELS = {'griffin_lim': 'Griffin-Lim', 'midi': 'MIDI', 'neural': 'neural vocoder'}
+
+
+def _players(entry: GalleryEntry) -> str:
+  """One labelled player per rendering, with the MIDI file as a download; or the one player."""
+  e = lambda s: html.escape(str(s), quote=True)
+  if not entry.renderings:
+    return f'<audio controls preload="metadata" src="{e(entry.audio)}"></audio>'
+  blocks = []
+  for rendering in entry.renderings:
+    name = rendering['vocoder']
+    label = e(VOCODER_LABELS.get(name, name))
+    if rendering.get('midi'):
+      label += f' &middot; <a href="{e(rendering["midi"])}" download>download .mid</a>'
+    blocks.append(
+      f'<div class="rendering" data-vocoder="{e(name)}">{label}'
+      f'<audio controls preload="metadata" src="{e(rendering["audio"])}"></audio></div>'
+    )
+  return ''.join(blocks)
 
 
 def write_gallery(

@@ -5,6 +5,8 @@
 
 Output (flat, one stem per input):
     <out>/<stem>.wav             generated audio (Griffin-Lim of the generated mel)
+    <out>/<stem>_<vocoder>.wav   the same mel through another vocoder (`vocoders=`: midi, neural)
+    <out>/<stem>.mid             the MIDI route's notes, to open in a DAW or notation program
     <out>/<stem>_mel.png         the generated mel, colour-mapped, low frequencies at the bottom
     <out>/<stem>_painting.png    the painting as the model saw it (square, S x S)
     <out>/<stem>_reference.wav   split only: Griffin-Lim of the dataset's mel, for comparison
@@ -15,7 +17,9 @@ Output (flat, one stem per input):
 
 Inputs are numbered in listing order (every file of the folder, sorted; or the split's examples)
 and input i gets its Griffin-Lim phase from fold_in(seed, i): the audio of an input depends on the
-seed, not on the batch or the host that computed it. Generation and Griffin-Lim run in
+seed, not on the batch or the host that computed it. Each mel goes through every vocoder asked for
+(`vocoders.py`: griffin_lim, midi, neural); the page shows one player per rendering, and the
+manifest says which vocoder and soundfont made which file. Generation and Griffin-Lim run in
 fixed-size batches sharded over the process's devices (`inference`).
 
 On many hosts (`jax.distributed`, started by the main) every process lists the same inputs, takes
@@ -24,7 +28,8 @@ folder; then process 0 merges the records into one manifest and one page. A reco
 items of a chunk once all their files are in place (each file is written under a temporary name
 and renamed), so a run that is killed and started again, with any number of hosts, skips every
 finished input and redoes at most the chunk each host was in. Records live under a key of the
-settings (checkpoint step, seed, Griffin-Lim iterations, era, source): other settings start over.
+settings (checkpoint step, seed, Griffin-Lim iterations, vocoders, era, source): other settings
+start over.
 
 The workdir, the images folder and the output folder may be local or URIs
 (`gs://bucket/...`): every file goes through `etils.epath`.
@@ -50,7 +55,7 @@ from pix2pitch_jax import inference
 from pix2pitch_jax.audio import spectrogram, wav
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.data import batching, images, records
-from pix2pitch_jax.generation import gallery
+from pix2pitch_jax.generation import gallery, vocoders
 from pix2pitch_jax.runtime import sharding
 
 DEFAULT_BATCH_SIZE = inference.DEFAULT_BATCH_SIZE
@@ -290,6 +295,7 @@ class _Settings:
   griffin_lim_iters: int
   batch_size: int
   era: str | None
+  vocoders: dict[str, vocoders.Vocoder]  # name -> built vocoder, in the order asked for
 
 
 def generate(
@@ -305,20 +311,23 @@ def generate(
   batch_size: int = DEFAULT_BATCH_SIZE,
   era: str | None = None,
   weights: str = 'ema',
+  vocoder_names: Sequence[str] = (vocoders.DEFAULT,),
 ) -> dict[str, Any]:
   """Turn a folder of images or a dataset split into WAVs, spectrogram PNGs and index.html.
 
   `era` (a name from the dataset's eras) conditions an era-conditioned generator on images from a
   folder; split examples use their own label. `batch_size` is per process (rounded up to its
   device count). `weights`: the generator's moving average ('ema', when the run kept one) or its
-  weights ('raw'); `inference.load_generator`. In a multi-process job every process calls this with
-  the same arguments.
+  weights ('raw'); `inference.load_generator`. `vocoder_names`: every way to turn the mels into
+  sound (`vocoders.py`); the first is the card's main player. In a multi-process job every process
+  calls this with the same arguments.
 
   Returns {'index_html', 'manifest', 'out_dir', 'step', 'count', 'skipped': [(path, reason)],
   'generated_now': inputs this process generated in this call (finished ones are skipped)}.
   """
   if (images_dir is None) == (split is None):
     raise ValueError('give exactly one of images_dir= and split=')
+  vocoder_names = vocoders.check_names(vocoder_names)
   if images_dir is not None:
     _image_files(images_dir)  # a missing folder is an error before any restore
   generator = inference.load_generator(str(workdir), checkpoint, weights=weights)
@@ -336,6 +345,16 @@ def generate(
     source = {'split': split, 'data_dir': data_dir}
   else:  # excluded by the check above
     raise ValueError('give exactly one of images_dir= and split=')
+  context = vocoders.VocoderContext(
+    workdir=os.fspath(workdir),
+    meta=generator.meta,
+    seed=seed,
+    griffin_lim_iters=griffin_lim_iters,
+    batch_size=batch_size,
+    mesh=generator.mesh,
+  )
+  # Built before anything is generated: a missing vocoder or soundfont stops here, in one line.
+  built = {name: vocoders.build(name, context) for name in vocoder_names}
   out = workdir_lib.as_path(out_dir)
   key = _settings_key(
     dict(
@@ -347,6 +366,7 @@ def generate(
       griffin_lim_iters=griffin_lim_iters,
       era=era,
       mel_params=generator.meta.mel_params.to_dict(),
+      vocoders={name: v.about for name, v in built.items()},
     )
   )
   settings = _Settings(
@@ -359,6 +379,7 @@ def generate(
     griffin_lim_iters=griffin_lim_iters,
     batch_size=batch_size,
     era=era,
+    vocoders=built,
   )
   generated = _generate_share(settings, plan, split=split)
   sharding.barrier('generation: every share written')
@@ -401,15 +422,16 @@ def _generate_chunk(
   generator, params = s.generator, s.generator.meta.mel_params
   eras = _conditioning_eras(inputs, s.era, generator.meta.era_names)
   mels = generator.generate(np.stack([x.painting for x in inputs]), eras, batch_size=s.batch_size)
+  indices = np.asarray([x.index for x in inputs])
+  renderings = {name: v.render(mels, indices) for name, v in s.vocoders.items()}
   audio_kw: dict[str, Any] = dict(
     n_iter=s.griffin_lim_iters,
     seed=s.seed,
     batch_size=s.batch_size,
     mesh=generator.mesh,
-    indices=np.asarray([x.index for x in inputs]),
+    indices=indices,
     progress=None,
   )
-  clips = inference.mels_to_audio(mels, params, **audio_kw)
   references = None
   if inputs[0].reference_mel is not None:
     references = inference.mels_to_audio(
@@ -425,7 +447,7 @@ def _generate_chunk(
         s.out_dir,
         x,
         mel=mels[i],
-        clip=clips[i],
+        renderings={name: _one_clip(r, i) for name, r in renderings.items()},
         reference_clip=None if references is None else references[i],
         params=params,
         era_names=generator.meta.era_names,
@@ -434,6 +456,11 @@ def _generate_chunk(
     )
     for i, x in enumerate(inputs)
   ]
+
+
+def _one_clip(rendering: vocoders.Rendering, i: int) -> tuple[np.ndarray, bytes | None]:
+  """Clip `i` of a vocoder's batch, and its MIDI file when the vocoder made one."""
+  return rendering.clips[i], None if rendering.midi is None else rendering.midi[i]
 
 
 def _merge(s: _Settings, plan: Sequence[PlannedInput], *, what: Any, title: str) -> dict[str, Any]:
@@ -465,8 +492,8 @@ def _merge(s: _Settings, plan: Sequence[PlannedInput], *, what: Any, title: str)
   if sharding.is_main_process():
     subtitle = (
       f'{s.workdir} · step {generator.step} ({generator.weights} weights) · {len(entries)} '
-      f'clip(s) of {params.clip_seconds:g} s at {params.sample_rate} Hz · Griffin-Lim '
-      f'{s.griffin_lim_iters} iterations · seed {s.seed}'
+      f'clip(s) of {params.clip_seconds:g} s at {params.sample_rate} Hz · '
+      f'{" · ".join(_vocoder_label(n, v.about) for n, v in s.vocoders.items())} · seed {s.seed}'
     )
     page = gallery.render_gallery(entries, title=title, subtitle=subtitle, skipped=skipped)
     _write_atomic(index_html, page.encode('utf-8'))
@@ -476,6 +503,8 @@ def _merge(s: _Settings, plan: Sequence[PlannedInput], *, what: Any, title: str)
       'weights': generator.weights,
       'seed': s.seed,
       'griffin_lim_iters': s.griffin_lim_iters,
+      # Which vocoder (and soundfont) made which file: entries list their renderings by name.
+      'vocoders': {name: v.about for name, v in s.vocoders.items()},
       'mel_params': params.to_dict(),
       'entries': [dataclasses.asdict(e) for e in entries],
       'skipped': [{'path': p, 'reason': r} for p, r in skipped],
@@ -499,22 +528,26 @@ def _write_outputs(
   x: GenerationInput,
   *,
   mel: np.ndarray,
-  clip: np.ndarray,
+  renderings: dict[str, tuple[np.ndarray, bytes | None]],
   reference_clip: np.ndarray | None,
   params: spectrogram.MelParams,
   era_names: Sequence[str],
   predicted_era: str | None,
 ) -> gallery.GalleryEntry:
-  files = {
-    'painting': f'{x.stem}_painting.png',
-    'spectrogram': f'{x.stem}_mel.png',
-    'audio': f'{x.stem}.wav',
-  }
+  files = {'painting': f'{x.stem}_painting.png', 'spectrogram': f'{x.stem}_mel.png'}
   contents = {
     'painting': images.png_bytes(x.painting),
     'spectrogram': images.png_bytes(spectrogram.colorize_mel(mel)),
-    'audio': wav.wav_bytes(clip, params.sample_rate),
   }
+  played = []
+  for name, (clip, midi) in renderings.items():
+    rendering = {'vocoder': name, 'audio': vocoders.audio_file_name(x.stem, name)}
+    contents[rendering['audio']] = wav.wav_bytes(clip, params.sample_rate)
+    if midi is not None:
+      rendering['midi'] = f'{x.stem}.mid'
+      contents[rendering['midi']] = midi
+    played.append(rendering)
+  files['audio'] = played[0]['audio']
   if reference_clip is not None:
     files['reference_audio'] = f'{x.stem}_reference.wav'
     files['reference_spectrogram'] = f'{x.stem}_reference_mel.png'
@@ -523,11 +556,21 @@ def _write_outputs(
       spectrogram.colorize_mel(_reference_mel(x))
     )
   for name, data in contents.items():
-    _write_atomic(out_dir / files[name], data)
+    _write_atomic(out_dir / files.get(name, name), data)
   return gallery.GalleryEntry(
     title=x.stem,
     source=x.source,
     era_predicted=predicted_era,
     era_label=None if x.era is None else era_names[x.era],
+    renderings=played,
     **files,
   )
+
+
+def _vocoder_label(name: str, about: dict[str, Any]) -> str:
+  """'griffin_lim (64 iterations)', 'midi (FluidR3_GM.sf2)': the page's line about the audio."""
+  if 'soundfont' in about:
+    return f'{name} ({about["soundfont"]})'
+  if 'iterations' in about:
+    return f'{name} ({about["iterations"]} iterations)'
+  return name
