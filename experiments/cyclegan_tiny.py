@@ -20,6 +20,7 @@ def get_config():
   config.model.ngf = 8
   config.model.ndf = 8
   config.model.n_layers_D = 2
+  config.model.ema_decay = 0.9  # exercises the moving average's item
   config.cyclegan.resnet_blocks = 2
   config.cyclegan.pool_size = 10
   config.input.workers = 0

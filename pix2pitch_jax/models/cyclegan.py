@@ -36,6 +36,10 @@ MEL_CHANNELS = 1
 PICTURE_TO_MEL = 'picture_to_mel'
 MEL_TO_PICTURE = 'mel_to_picture'
 DIRECTIONS = (PICTURE_TO_MEL, MEL_TO_PICTURE)
+# The checkpoint items of both generators ({direction: {'params', 'batch_stats'}}), and of their
+# moving average when the run kept one.
+GENERATORS_ITEM = 'generators'
+GENERATORS_EMA_ITEM = 'generators_ema'
 _INIT = nnx.initializers.normal(0.02)
 _NUM_DOWNS = 2  # the ResNet generator halves twice: 4 ngf channels at S/4
 

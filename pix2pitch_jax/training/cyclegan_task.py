@@ -160,9 +160,9 @@ def init_state(config, nets: Networks) -> State:
   )
   g = {k: pix2pix.split_variables(v)[1] for k, v in generators.items()}
   d = {k: pix2pix.split_variables(v)[1] for k, v in discriminators.items()}
-  state: State = {'generators': g}
+  state: State = {cyclegan.GENERATORS_ITEM: g}
   if config.model.ema_decay > 0:
-    state['generators_ema'] = jax.tree.map(jnp.copy, g)
+    state[cyclegan.GENERATORS_EMA_ITEM] = jax.tree.map(jnp.copy, g)
   state['discriminators'] = d
   state['opt_state'] = {
     'generators': nets.g_tx.init(_params(g)),
