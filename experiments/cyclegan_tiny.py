@@ -22,6 +22,9 @@ def get_config():
   config.model.n_layers_D = 2
   config.model.ema_decay = 0.9  # exercises the moving average's item
   config.cyclegan.resnet_blocks = 2
+  # XLA compiles the native convolutions in half the time of the CPU-fast 'gemm' formulation
+  # (53 s vs 104 s for this step on a loaded 2-core CPU); at 32x32 running time does not matter.
+  config.model.conv_impl = 'native'
   config.cyclegan.pool_size = 10
   config.input.workers = 0
   return config
