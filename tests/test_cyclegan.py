@@ -22,9 +22,12 @@ from conftest import EXPERIMENTS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = EXPERIMENTS / 'cyclegan_tiny.py'
-# Same losses on 1 and 8 devices up to float reassociation of the sharded reductions, which two
-# adversarial games in a loop amplify over the steps (1.6e-4 relative seen at step 4).
-DEVICE_COUNT_RTOL = 1e-3
+# 1 and 8 devices: the first step's losses agree to float reassociation of the sharded
+# reductions. Later ones drift further: Adam's first updates are ~lr * sign(gradient), so a
+# gradient that is ~0 up to that reassociation moves its weight by +-lr on one device count and
+# -+lr on the other, and two adversarial games in a loop carry it on (2e-3 relative at step 4).
+FIRST_STEP_RTOL = 1e-5
+LATER_STEPS_RTOL = 1e-2
 
 
 def tiny_cyclegan_config(data_dir, /, **overrides):
@@ -120,7 +123,8 @@ def test_one_and_eight_devices_give_the_same_losses(trained, tiny_dataset, tmp_p
   for r1, r8 in zip(rows1, rows8):
     for key in cyclegan_task.LOSS_KEYS + ('idt_mel', 'idt_picture', 'val_cycle_mel'):
       if key in r1:
-        np.testing.assert_allclose(r1[key], r8[key], rtol=DEVICE_COUNT_RTOL, err_msg=key)
+        rtol = FIRST_STEP_RTOL if r1['step'] == 1 else LATER_STEPS_RTOL
+        np.testing.assert_allclose(r1[key], r8[key], rtol=rtol, err_msg=f'{key} {r1["step"]}')
         compared += 1
   assert compared >= 4 * len(cyclegan_task.LOSS_KEYS)
 
@@ -260,3 +264,41 @@ def test_visualiser_refuses_a_non_audio_file_in_one_line(tmp_path):
   assert (
     out.stderr.strip().splitlines()[-1].startswith(f'error: {bad} is not a readable audio file')
   )
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def test_diversity_and_bootstrap_helpers():
+  from pix2pitch_jax.evaluation import cyclegan_eval
+
+  same = np.zeros((5, 4, 4, 3), np.float32)
+  assert cyclegan_eval.pairwise_diversity(same) == 0.0
+  varied = np.arange(5, dtype=np.float32)[:, None, None, None] * np.ones((5, 4, 4, 3))
+  assert cyclegan_eval.pairwise_diversity(varied) > 1.0
+  x = np.arange(20.0)
+  assert cyclegan_eval.bootstrap_spearman(x, 2 * x + 1) == pytest.approx((1.0, 1.0))
+  low, high = cyclegan_eval.bootstrap_spearman(x, np.random.default_rng(0).normal(size=20))
+  assert -1.0 <= low < 0.0 < high <= 1.0
+
+
+@pytest.mark.slow
+def test_cyclegan_evaluation_writes_correlations_cycles_and_diversity(trained):
+  from pix2pitch_jax.evaluation import cyclegan_eval
+
+  workdir, _ = trained
+  result = cyclegan_eval.evaluate(workdir, split='test')
+  m = result['metrics']
+  assert m['n'] == 4 and m['step'] == 4 and m['systems'] == list(cyclegan_eval.SYSTEMS)
+  assert len(m['rule_correlations']) == 4
+  for row in m['rule_correlations'].values():
+    for system in m['systems']:
+      assert np.isnan(row[system]) or -1.0 <= row[system] <= 1.0
+  for system in ('model', 'untrained'):
+    for value in m['cycle_l1'][system].values():
+      assert 0.0 < value < 2.0
+  assert m['diversity_ratio']['pictures'] > 0 and m['diversity_ratio']['mels'] > 0
+  assert os.path.exists(result['metrics_json'])
+  with open(result['report_md']) as f:
+    report = f.read()
+  assert '## Cycle consistency' in report and 'pitch -> height' in report

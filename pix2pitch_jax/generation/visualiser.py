@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ DEFAULT_FPS = 30
 DEFAULT_SMOOTH_S = 0.1
 DEFAULT_VIDEO_SIZE = 256  # pixels per side of the video; the pictures are scaled up to it
 AUDIO_BITRATE = '160k'
+FRAMES_PER_CHUNK = 256  # windows in memory at once (~17 MB at 128x128)
 
 
 class NotAudioError(cli.UserInputError):
@@ -172,38 +173,47 @@ def visualise(
   params = translator.meta.mel_params
   start = time.perf_counter()
   times = frame_times(len(samples) / rate, fps)
-  windows = windows_at(
-    mel_columns(resample(samples, rate, params.sample_rate), params), times, params
-  )
-  timings['mel_s'] = time.perf_counter() - start
-  start = time.perf_counter()
-  pictures = translator.pictures(windows, batch_size=batch_size, progress='pictures')
-  timings['generate_s'] = time.perf_counter() - start
-  pictures = smooth(pictures, smoothing_weight(fps, smooth_s))
+  columns = mel_columns(resample(samples, rate, params.sample_rate), params)
+  timings.update(mel_s=time.perf_counter() - start, generate_s=0.0)
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   name = safe_name(audio_path)
   video = out / f'{name}.mp4'
+  weight, previous = smoothing_weight(fps, smooth_s), None
+
+  def frames():  # chunk by chunk, so a long song never holds all its windows in memory
+    nonlocal previous
+    for begin in range(0, len(times), FRAMES_PER_CHUNK):
+      start = time.perf_counter()
+      windows = windows_at(columns, times[begin : begin + FRAMES_PER_CHUNK], params)
+      pictures = translator.pictures(windows, batch_size=batch_size)
+      pictures = smooth(pictures, weight, previous)
+      previous = pictures[-1]
+      timings['generate_s'] += time.perf_counter() - start
+      yield from upscale(pictures, video_size)
+
   start = time.perf_counter()
-  write_video(video, upscale(pictures, video_size), fps, samples, rate)
-  timings['encode_s'] = time.perf_counter() - start
+  write_video(video, frames(), fps, samples, rate)
+  timings['encode_s'] = time.perf_counter() - start - timings['generate_s']
   page = write_page(out, video.name, title=pathlib.Path(audio_path).name, step=translator.step)
-  return VisualiseResult(video, page, len(pictures), fps, len(samples) / rate, timings)
+  return VisualiseResult(video, page, len(times), fps, len(samples) / rate, timings)
 
 
 def write_video(
-  path: pathlib.Path, frames: np.ndarray, fps: float, samples: np.ndarray, rate: int
+  path: pathlib.Path, frames: Iterable[np.ndarray], fps: float, samples: np.ndarray, rate: int
 ) -> None:
-  """H.264 video of uint8 RGB frames (N,H,W,3) with `samples` muxed as AAC audio."""
+  """H.264 video of uint8 RGB frames (H,W,3), all one size, with `samples` muxed as AAC audio."""
   import imageio_ffmpeg
   import soundfile
 
+  frames = iter(frames)
+  first = next(frames)
   with tempfile.TemporaryDirectory() as tmp:
     wav = os.path.join(tmp, 'audio.wav')
     soundfile.write(wav, samples, rate, subtype='FLOAT')
     writer = imageio_ffmpeg.write_frames(
       str(path),
-      (frames.shape[2], frames.shape[1]),
+      (first.shape[1], first.shape[0]),
       fps=fps,
       codec='libx264',
       pix_fmt_out='yuv420p',
@@ -214,6 +224,7 @@ def write_video(
       output_params=['-b:a', AUDIO_BITRATE, '-movflags', '+faststart'],
     )
     writer.send(None)  # start ffmpeg
+    writer.send(np.ascontiguousarray(first))
     for frame in frames:
       writer.send(np.ascontiguousarray(frame))
     writer.close()
