@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -150,26 +151,24 @@ def _start(data_dir, workdir, overrides):
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume_is_bit_identical(tiny_dataset, tmp_path):
-  """The image pools and their draws are part of the state: a resumed run swaps the same images."""
-  overrides = dict(num_train_steps=8, checkpoint_every_steps=2, log_every_steps=2)
-  reference = str(tmp_path / 'reference')
-  trainer.train_and_evaluate(tiny_cyclegan_config(tiny_dataset, **overrides), reference)
-
+def test_kill_9_then_resume_is_bit_identical(trained, tiny_dataset, tmp_path):
+  """The image pools and their draws are part of the state: a run killed with kill -9 and
+  resumed ends where the uninterrupted `trained` run did (the same step program, so the compile
+  cache serves the subprocesses)."""
+  reference, _ = trained
+  overrides = dict(checkpoint_every_steps=1)  # a checkpoint to resume from after the first step
   workdir = str(tmp_path / 'killed')
   proc = _start(tiny_dataset, workdir, overrides)
-  first = os.path.join(workdir, 'checkpoints', '2')
-  import time
-
+  first = os.path.join(workdir, 'checkpoints', '1')
   deadline = time.time() + 300
   while not os.path.isdir(first) and proc.poll() is None and time.time() < deadline:
     time.sleep(0.02)
   if proc.poll() is not None:
-    pytest.fail(f'run ended before its first checkpoint:\n{proc.stdout.read()[-3000:]}')
+    pytest.fail(f'run ended before it could be killed:\n{proc.stdout.read()[-3000:]}')
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   killed_at = checkpointing.Checkpointer(workdir, read_only=True).latest_step()
-  assert killed_at is not None and killed_at < 8, 'the run was not interrupted'
+  assert killed_at is not None and killed_at < 4, 'the run was not interrupted'
 
   proc = _start(tiny_dataset, workdir, overrides)
   out, _ = proc.communicate(timeout=600)
@@ -177,7 +176,7 @@ def test_kill_9_then_resume_is_bit_identical(tiny_dataset, tmp_path):
   assert f'Resumed from checkpoint step {killed_at}' in out
 
   (step_a, a), (step_b, b) = _restore(tiny_dataset, reference), _restore(tiny_dataset, workdir)
-  assert step_a == step_b == 8
+  assert step_a == step_b == 4
   assert set(a) == set(b) and 'image_pools' in a
   for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
@@ -200,7 +199,7 @@ def test_generators_restore_without_the_training_loop(trained, tiny_dataset):
   mels = to_mel.mels(test['painting'])
   assert mels.shape == (4, 32, 32) and np.abs(mels).max() <= 1.0
   generator = inference.load_generator(workdir)
-  np.testing.assert_allclose(generator.generate(test['painting']), mels, atol=1e-6)
+  np.testing.assert_allclose(generator.generate(test['painting']), mels, atol=1e-5)
   with pytest.raises(ValueError, match='runs mel_to_picture'):
     to_picture.mels(test['painting'])
 
