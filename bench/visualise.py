@@ -64,6 +64,15 @@ def demo_translator(size: int) -> inference.LoadedTranslator:
   )
 
 
+def gflop_per_frame(translator: inference.LoadedTranslator) -> float:
+  """XLA's count of the generator's floating-point operations for one picture."""
+  size = translator.image_size
+  mels = jax.ShapeDtypeStruct((1, size, size, 1), np.float32)
+  cost = translator._apply.lower(translator.variables, mels).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  return float(cost.get('flops', float('nan'))) / 1e9
+
+
 def song(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
   """Notes of changing pitch and loudness, four a second."""
   rng = np.random.default_rng(seed)
@@ -80,6 +89,7 @@ def main(argv):
   params = translator.meta.mel_params
   samples = song(_FRAMES.value / fps + 1.0, params.sample_rate)
   print(f'jax {jax.__version__} on {jax.device_count()} {jax.default_backend()} device(s)')
+  print(f'generator: {gflop_per_frame(translator):.2f} GFLOP per {size}x{size} picture')
 
   def batch_mode(n_frames):
     start = time.perf_counter()
