@@ -41,7 +41,7 @@ from pix2pitch_jax.core import cli
 DEFAULT_FPS = 30
 DEFAULT_SMOOTH_S = 0.1
 DEFAULT_VIDEO_SIZE = 256  # pixels per side of the video; the pictures are scaled up to it
-AUDIO_BITRATE = '160k'
+AUDIO_BITRATE = '96k'  # within AAC's per-frame limit at 22 050 Hz mono (~132k)
 FRAMES_PER_CHUNK = 256  # windows in memory at once (~17 MB at 128x128)
 
 
@@ -218,12 +218,15 @@ def write_video(
       codec='libx264',
       pix_fmt_out='yuv420p',
       macro_block_size=2,
+      ffmpeg_log_level='error',
       audio_path=wav,
       audio_codec='aac',
       # +faststart: the index at the front, so a browser plays before the whole file arrives.
       output_params=['-b:a', AUDIO_BITRATE, '-movflags', '+faststart'],
     )
-    writer.send(None)  # start ffmpeg
+    with warnings.catch_warnings():  # JAX warns about any fork; ffmpeg execs at once
+      warnings.simplefilter('ignore', RuntimeWarning)
+      writer.send(None)  # start ffmpeg
     writer.send(np.ascontiguousarray(first))
     for frame in frames:
       writer.send(np.ascontiguousarray(frame))
