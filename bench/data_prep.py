@@ -1,5 +1,7 @@
 """data_prep throughput: clips/s with 1 worker vs all workers, and demo corpus build times.
 
+(eras and squiggles build once each, with all workers.)
+
   .venv/bin/python bench/data_prep.py [--out=/tmp/p2p_bench]
 
 The worker comparison builds the same synesthesia corpus (default size) twice from scratch, so
@@ -49,6 +51,11 @@ def main():
   start = time.perf_counter()
   demos.build_demo('eras', f'{args.out}/eras', workers=cores, progress=False)
   print(f'eras demo again on the complete directory (resume): {time.perf_counter() - start:.2f} s')
+  report, wall, examples = _build('squiggles', f'{args.out}/squiggles', cores)
+  print(
+    f'squiggles demo, {cores} worker(s): {examples} examples (64 px, 1 s notes), build wall '
+    f'{wall:.1f} s, writing {report["throughput"]["clips_per_s"]:.1f} clips/s'
+  )
 
 
 if __name__ == '__main__':

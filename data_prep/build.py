@@ -2,6 +2,7 @@ r"""Build a Pix2Pitch dataset (thin CLI over data_prep.builder).
 
   python -m data_prep.build --paintings=wikiart/ --music=maestro-v3.0.0/ --out=data/p2p256
   python -m data_prep.build --demo=synesthesia --out=data/syn
+  python -m data_prep.build --unpaired --paintings=photos/ --music=maestro-v3.0.0/ --out=data/un
 
 See docs/data_prep.md for the source layouts, the era tables and the on-disk format.
 """
@@ -12,7 +13,7 @@ import json
 
 from absl import app, flags, logging
 
-from data_prep import builder, demos, music, paintings
+from data_prep import builder, demos, music, paintings, unpaired
 from pix2pitch_jax.core import cli
 
 _PAINTINGS = flags.DEFINE_string(
@@ -26,6 +27,12 @@ _DEMO = flags.DEFINE_enum(
   'Build a built-in demo corpus instead of reading --paintings/--music.',
 )
 _OUT = flags.DEFINE_string('out', None, 'Output dataset directory (created; resumable).')
+_UNPAIRED = flags.DEFINE_bool(
+  'unpaired',
+  False,
+  'Build an unpaired dataset from --paintings (any folder of images) and --music: no eras, no '
+  'pairing, 1 s clips by default (data_prep/unpaired.py).',
+)
 _PAINTINGS_FORMAT = flags.DEFINE_enum(
   'paintings_format', 'auto', list(paintings.FORMATS), 'Layout of --paintings; auto detects it.'
 )
@@ -33,12 +40,16 @@ _MUSIC_FORMAT = flags.DEFINE_enum(
   'music_format', 'auto', list(music.FORMATS), 'Layout of --music; auto detects it.'
 )
 _IMAGE_SIZE = flags.DEFINE_integer(
-  'image_size', None, 'Side S of paintings and mel images (power of two). Default 256; demos 128.'
+  'image_size',
+  None,
+  'Side S of paintings and mel images (power of two). Default 256; demos 128 (squiggles 64).',
 )
 _SAMPLE_RATE = flags.DEFINE_integer('sample_rate', 22_050, 'Audio sample rate (Hz).')
-_CLIP_SECONDS = flags.DEFINE_float('clip_seconds', None, 'Clip length in s. Default 10; demos 4.')
+_CLIP_SECONDS = flags.DEFINE_float(
+  'clip_seconds', None, 'Clip length in s. Default 10; demos 4; squiggles and --unpaired 1.'
+)
 _N_FFT = flags.DEFINE_integer(
-  'n_fft', None, 'STFT size; default from audio.default_mel_params (demos 2048).'
+  'n_fft', None, 'STFT size; default from audio.default_mel_params (demos 2048; squiggles 16 x S).'
 )
 _FMIN = flags.DEFINE_float('fmin', None, 'Lowest mel band edge in Hz (0; synesthesia 400).')
 _FMAX = flags.DEFINE_float(
@@ -141,19 +152,28 @@ def main() -> None:
   paintings_dir, music_dir, out_dir = _PAINTINGS.value, _MUSIC.value, _OUT.value
   if _DEMO.value and (paintings_dir or music_dir):
     raise app.UsageError('give either --demo or --paintings and --music, not both')
+  if _DEMO.value and _UNPAIRED.value:
+    raise app.UsageError('--unpaired builds from --paintings and --music, not from --demo')
   if not _DEMO.value and not (paintings_dir and music_dir):
-    raise app.UsageError('give --paintings and --music (or --demo=synesthesia|eras)')
+    raise app.UsageError('give --paintings and --music (or --demo=synesthesia|eras|squiggles)')
   if out_dir is None:  # absl enforces mark_flag_as_required('out') before main runs
     raise app.UsageError('--out is required')
   options = _options()
+  pairing_only = sorted({'clips_per_painting', 'era_set'} & set(options))
+  if _UNPAIRED.value and pairing_only:
+    raise app.UsageError(
+      f'--unpaired uses no eras and no pairing: drop --{", --".join(pairing_only)}'
+    )
   try:
     if _DEMO.value:
-      options.setdefault('image_size', 128)
       report = demos.build_demo(_DEMO.value, out_dir, num_paintings=_MAX_PAINTINGS.value, **options)
     else:
       if paintings_dir is None or music_dir is None:  # excluded by the checks above
-        raise app.UsageError('give --paintings and --music (or --demo=synesthesia|eras)')
-      report = builder.build_from_sources(
+        raise app.UsageError('give --paintings and --music (or --demo=synesthesia|eras|squiggles)')
+      build = (
+        unpaired.build_unpaired_from_sources if _UNPAIRED.value else builder.build_from_sources
+      )
+      report = build(
         paintings_dir,
         music_dir,
         out_dir,

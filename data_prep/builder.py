@@ -321,8 +321,14 @@ def write_dataset(
   extra: Mapping[str, Any],
   n_workers: int,
   start: float,
+  meta_extra: Mapping[str, Any] | None = None,
+  description: str = '',
 ) -> dict:
-  """Write the planned shards that are missing, then metadata and the report."""
+  """Write the planned shards that are missing, then metadata and the report.
+
+  `meta_extra` is merged into `pix2pitch_meta.json`'s `extra` (e.g. `paired: false` for an
+  unpaired dataset); `description` replaces the TFDS description of a paired dataset.
+  """
   plans = pairing.plan_shards(examples, opts.shard_size)
   jobs = [
     workers.ShardJob(
@@ -371,9 +377,9 @@ def write_dataset(
     opts.mel_params,
     era_names,
     source=source,
-    extra=dict(options=opts.content_fields(), fingerprint=fingerprint),
+    extra=dict(options=opts.content_fields(), fingerprint=fingerprint, **(meta_extra or {})),
   )
-  records.write_metadata(workspace.out, meta)
+  records.write_metadata(workspace.out, meta, description)
   written_now = sum(results[job.path]['written'] for job in todo)
   report = dict(
     source=source,

@@ -53,26 +53,33 @@ def detect_format(root: str | os.PathLike) -> str:
   return 'folders'
 
 
-def scan_music(root: str | os.PathLike, fmt: str) -> MusicScan:
-  """List the recordings under `root` in layout `fmt` ('auto' detects it)."""
+def scan_music(root: str | os.PathLike, fmt: str, *, labelled: bool = True) -> MusicScan:
+  """List the recordings under `root` in layout `fmt` ('auto' detects it).
+
+  `labelled=False` (unpaired builds): in the folders layout, files directly in `root` are kept
+  too, with the label ''.
+  """
   if fmt not in FORMATS:
     raise ValueError(f'music format must be one of {FORMATS}, got {fmt!r}')
   root = _existing_dir(root)
   fmt = detect_format(root) if fmt == 'auto' else fmt
-  return {'folders': _scan_folders, 'maestro': _scan_maestro, 'musicnet': _scan_musicnet}[fmt](root)
+  if fmt == 'folders':
+    return _scan_folders(root, labelled)
+  return {'maestro': _scan_maestro, 'musicnet': _scan_musicnet}[fmt](root)
 
 
-def _scan_folders(root: pathlib.Path) -> MusicScan:
+def _scan_folders(root: pathlib.Path, labelled: bool = True) -> MusicScan:
   found = entries.walk(root, AUDIO_EXTENSIONS + MIDI_EXTENSIONS)
   recordings, ignored = [], collections.defaultdict(list, found.problems)
   for path in found.files:
     rel = path.relative_to(root)
-    if len(rel.parts) < 2:
+    if len(rel.parts) < 2 and labelled:
       ignored['not inside a label folder'].append(str(rel))
     elif path.suffix.lower() not in AUDIO_EXTENSIONS + MIDI_EXTENSIONS:
       ignored['not an audio or MIDI extension'].append(str(rel))
     else:
-      recordings.append(Recording(rel.as_posix(), rel.parts[0], str(path)))
+      label = rel.parts[0] if len(rel.parts) > 1 else ''
+      recordings.append(Recording(rel.as_posix(), label, str(path)))
   return MusicScan('folders', recordings, dict(ignored))
 
 

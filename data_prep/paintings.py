@@ -83,8 +83,14 @@ def detect_format(root: str | os.PathLike, style_names: Sequence[str]) -> str:
   return 'folders'
 
 
-def scan_paintings(root: str | os.PathLike, fmt: str, style_names: Sequence[str]) -> PaintingScan:
-  """List the paintings under `root` in layout `fmt` ('auto' detects it)."""
+def scan_paintings(
+  root: str | os.PathLike, fmt: str, style_names: Sequence[str], *, labelled: bool = True
+) -> PaintingScan:
+  """List the paintings under `root` in layout `fmt` ('auto' detects it).
+
+  `labelled=False` (unpaired builds): in the folders layout, images directly in `root` are kept
+  too, with the label ''.
+  """
   if fmt not in FORMATS:
     raise ValueError(f'paintings format must be one of {FORMATS}, got {fmt!r}')
   if fmt == 'auto':
@@ -94,24 +100,25 @@ def scan_paintings(root: str | os.PathLike, fmt: str, style_names: Sequence[str]
     return _scan_parquet(root, style_names)
   if fmt == 'wikiart' and _find_style_csvs(root):
     return _scan_wikiart_csv(root, style_names)
-  scan = _scan_folders(root)
+  scan = _scan_folders(root, labelled)
   scan.format = fmt
   return scan
 
 
-def _scan_folders(root: pathlib.Path) -> PaintingScan:
+def _scan_folders(root: pathlib.Path, labelled: bool = True) -> PaintingScan:
   found = entries.walk(root, IMAGE_EXTENSIONS)
   items, ignored = [], collections.defaultdict(list, found.problems)
   for path in found.files:
     rel = path.relative_to(root)
     if path.name in _STYLE_CSVS:
       continue
-    if len(rel.parts) < 2:
+    if len(rel.parts) < 2 and labelled:
       ignored['not inside a label folder'].append(str(rel))
     elif path.suffix.lower() not in IMAGE_EXTENSIONS:
       ignored['not an image extension'].append(str(rel))
     else:
-      items.append(PaintingItem(rel.as_posix(), rel.parts[0], FilePainting(str(path))))
+      label = rel.parts[0] if len(rel.parts) > 1 else ''
+      items.append(PaintingItem(rel.as_posix(), label, FilePainting(str(path))))
   return PaintingScan('folders', items, dict(ignored))
 
 
