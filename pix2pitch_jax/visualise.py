@@ -1,4 +1,4 @@
-"""Turn music into moving pictures with a trained CycleGAN (sound -> picture).
+r"""Turn music into moving pictures with a trained CycleGAN (sound -> picture).
 
     pix2pitch-visualise --workdir=runs/squiggles/train --audio=song.mp3 --out=visuals/ \
         [--fps=30] [--smooth=0.1]
