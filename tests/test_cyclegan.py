@@ -301,3 +301,22 @@ def test_cyclegan_evaluation_writes_correlations_cycles_and_diversity(trained):
   with open(result['report_md']) as f:
     report = f.read()
   assert '## Cycle consistency' in report and 'pitch -> height' in report
+
+
+def test_both_generator_kinds_map_between_the_domains():
+  from flax import nnx
+
+  from pix2pitch_jax.models import cyclegan
+
+  config = configs.load_config_file(TINY)
+  pictures = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3), minval=-1.0, maxval=1.0)
+  mels = pictures[..., :1]
+  for kind in ('resnet', 'unet'):
+    config.cyclegan.generator = kind
+    to_mel = cyclegan.make_generator(config, cyclegan.PICTURE_TO_MEL, nnx.Rngs(params=0))
+    to_picture = cyclegan.make_generator(config, cyclegan.MEL_TO_PICTURE, nnx.Rngs(params=1))
+    made_mels, made_pictures = to_mel(pictures), to_picture(mels)
+    assert made_mels.shape == (2, 32, 32, 1) and made_pictures.shape == (2, 32, 32, 3), kind
+    assert float(jnp.abs(made_pictures).max()) <= 1.0 and float(made_mels.std()) > 0, kind
+  with pytest.raises(ValueError, match='direction must be one of'):
+    cyclegan.channels('sound_to_sound')
