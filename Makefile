@@ -75,6 +75,7 @@ bench: setup
 	$(PY) bench/griffin_lim.py
 	$(PY) bench/train_step.py
 	$(PY) bench/independent_ear.py
+	$(PY) bench/visualise.py
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -6,6 +6,12 @@ Writes <workdir>/eval/metrics_<step>.json and report_<step>.md and TensorBoard s
 <workdir>/tensorboard/eval; trains and caches the era classifier in <workdir>/era_classifier/ on
 first use. Metrics and outputs: docs/evaluation.md.
 
+For a CycleGAN run (`family='cyclegan'`) it first writes cyclegan_metrics_<step>.json and
+cyclegan_report_<step>.md: whether the pictures it draws follow the sound (rank correlations
+against an untrained and a shuffled baseline), cycle consistency both ways and diversity; then,
+unless --image_to_sound=false, the metrics above for its picture -> sound direction (onset F1 on
+synesthesia used unpaired).
+
 On many hosts, start the same command on every host with JAX_COORDINATOR_ADDRESS,
 JAX_NUM_PROCESSES, JAX_PROCESS_ID (or PIX2PITCH_DISTRIBUTED=1): each host scores its share of
 the examples and process 0 writes the one report (docs/evaluation.md).
@@ -27,6 +33,11 @@ _BATCH_SIZE = flags.DEFINE_integer(
 _GL_ITERS = flags.DEFINE_integer('griffin_lim_iters', 32, 'Griffin-Lim iterations per clip.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Griffin-Lim initial phases.')
 
+_IMAGE_TO_SOUND = flags.DEFINE_bool(
+  'image_to_sound',
+  True,
+  'For a cyclegan run: also score its picture -> mel generator with the metrics above.',
+)
 _WEIGHTS = flags.DEFINE_enum(
   'weights',
   'ema',
@@ -39,8 +50,25 @@ def main() -> None:
   from pix2pitch_jax.runtime import sharding  # JAX only after flag parsing
 
   sharding.maybe_initialize_distributed()  # before any other JAX call
+  from pix2pitch_jax import inference
+  from pix2pitch_jax.evaluation import cyclegan_eval
   from pix2pitch_jax.evaluation import job as evaluation_job
 
+  if inference.is_cyclegan(inference.read_config(_WORKDIR.value)):
+    cycle = cyclegan_eval.evaluate(
+      _WORKDIR.value,
+      cli.parse_checkpoint(_CHECKPOINT.value),
+      _SPLIT.value,
+      _MAX_EXAMPLES.value,
+      weights=_WEIGHTS.value,
+      batch_size=_BATCH_SIZE.value,
+      seed=_SEED.value,
+    )
+    if sharding.is_main_process():
+      print(cyclegan_eval.render_report(cycle['metrics']))
+      print(f'metrics: {cycle["metrics_json"]}\nreport:  {cycle["report_md"]}')
+    if not _IMAGE_TO_SOUND.value:
+      return
   result = evaluation_job.evaluate(
     _WORKDIR.value,
     cli.parse_checkpoint(_CHECKPOINT.value),

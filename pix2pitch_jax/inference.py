@@ -5,6 +5,10 @@ share.
     mels = gen.generate(paintings_uint8, eras)              # (B, S, S) float32 in [-1, 1]
     clips = inference.mels_to_audio(mels, gen.meta.mel_params, n_iter=64, seed=0, mesh=gen.mesh)
 
+A CycleGAN run (`family='cyclegan'`) has two generators: `load_generator` gives its picture -> mel
+one behind the same interface, so generation and evaluation run on it unchanged, and
+`load_translator` gives either direction (mel images -> pictures for the visualiser).
+
 Only one generator item of a checkpoint (parameters + BatchNorm running statistics) is read: the
 moving average of the weights when the run kept one (`model.ema_decay` > 0), else the weights
 themselves (`weights='raw'` asks for those). Only the generator is built: no discriminator, no
@@ -30,10 +34,11 @@ from absl import logging
 from flax import nnx
 
 from pix2pitch_jax.audio import inverse, spectrogram
+from pix2pitch_jax.core import cli
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.data import records
+from pix2pitch_jax.models import cyclegan, pix2pix
 from pix2pitch_jax.models import era_classifier as era_model
-from pix2pitch_jax.models import pix2pix
 from pix2pitch_jax.runtime import checkpointing, sharding
 
 DEFAULT_BATCH_SIZE = 8
@@ -58,10 +63,11 @@ class LoadedGenerator:
     self.weights = weights
     self.image_size = config.image_size
     self.variables = variables  # generator params + BN stats, laid out over the mesh
-    self.era_conditioned = bool(config.model.era_conditioning)
+    cycle = is_cyclegan(config)
+    self.era_conditioned = bool(config.model.era_conditioning) and not cycle
     data = sharding.data_sharding(mesh)
     self._apply = jax.jit(
-      functools.partial(_generate, graphdef),
+      functools.partial(_generate, graphdef, self.era_conditioned or not cycle),
       in_shardings=(jax.tree.map(lambda a: a.sharding, variables), data, data),
       out_shardings=data,
     )
@@ -101,12 +107,17 @@ class LoadedGenerator:
     return mels[..., 0].astype(np.float32)
 
 
-def _generate(graphdef, variables, paintings_u8, eras):
+def _generate(graphdef, takes_eras: bool, variables, paintings_u8, eras):
   generator = pix2pix.eval_view(
     nnx.merge(graphdef, variables['params'], variables['batch_stats'], copy=True)
   )
   paintings = paintings_u8.astype(jnp.float32) / 127.5 - 1.0
-  return generator(paintings, eras)
+  return generator(paintings, eras) if takes_eras else generator(paintings)
+
+
+def is_cyclegan(config: ml_collections.ConfigDict) -> bool:
+  """Whether a run's config is of the cyclegan family (runs from before families are pix2pix)."""
+  return config.get('family', 'pix2pix') == 'cyclegan'
 
 
 def read_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
@@ -144,12 +155,37 @@ def load_generator(
     pix2pix.resolve_conv_impl(config.model.conv_impl),
     jax.default_backend(),
   )
-  graphdef, abstract = pix2pix.abstract_generator(config, len(meta.era_names))
-  # Laid out as in training: replicated, or FSDP-sharded when the run needed that for memory.
+  if is_cyclegan(config):
+    item = cyclegan.GENERATORS_EMA_ITEM if weights == 'ema' else cyclegan.GENERATORS_ITEM
+    graphdef, step, variables = _restore_cyclegan_generator(
+      workdir, config, checkpoint, item, cyclegan.PICTURE_TO_MEL, mesh
+    )
+  else:
+    graphdef, abstract = pix2pix.abstract_generator(config, len(meta.era_names))
+    step, items = _restore_items(workdir, checkpoint, {item: _target(abstract, config, mesh)})
+    variables = items[item]
+  return LoadedGenerator(
+    config=config,
+    step=step,
+    meta=meta,
+    graphdef=graphdef,
+    variables=variables,
+    mesh=mesh,
+    weights=weights,
+  )
+
+
+def _target(abstract: Any, config, mesh) -> Any:
+  """Restore target of generator variables, laid out as in training: replicated, or
+  FSDP-sharded when the run needed that for memory."""
   shardings = sharding.state_shardings(abstract, mesh, config.fsdp)
-  target = jax.tree.map(
+  return jax.tree.map(
     lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
   )
+
+
+def _restore_items(workdir, checkpoint: str | int, target: dict[str, Any]) -> tuple[int, Any]:
+  """(step, items) of `target`'s items from `workdir`'s checkpoint ('latest' or a step)."""
   ckpt = checkpointing.Checkpointer(workdir, read_only=True)
   try:
     steps = ckpt.all_steps()
@@ -158,17 +194,123 @@ def load_generator(
     step = None if checkpoint == 'latest' else int(checkpoint)
     if step is not None and step not in steps:
       raise FileNotFoundError(f'checkpoint {step} not in {ckpt.directory}: has {steps}')
-    restored = ckpt.restore({item: target}, step=step)
+    restored = ckpt.restore(target, step=step)
   finally:
     ckpt.close()
   assert restored is not None
-  step, items = restored
-  return LoadedGenerator(
+  return restored
+
+
+def _restore_cyclegan_generator(workdir, config, checkpoint, item: str, direction: str, mesh):
+  """(graphdef, step, variables) of one direction of a CycleGAN run (the item holds both)."""
+  abstract = {d: cyclegan.abstract_generator(config, d) for d in cyclegan.DIRECTIONS}
+  target = {d: _target(variables, config, mesh) for d, (_, variables) in abstract.items()}
+  step, items = _restore_items(workdir, checkpoint, {item: target})
+  return abstract[direction][0], step, items[item][direction]
+
+
+class LoadedTranslator:
+  """One restored CycleGAN generator, either way; `pictures` / `mels` run it jitted in batches
+  sharded over `mesh`. Deterministic (no dropout; running statistics were the norm BatchNorm)."""
+
+  def __init__(
+    self, *, config, step: int, meta, direction: str, graphdef, variables, mesh, weights
+  ):
+    self.config, self.step, self.meta, self.mesh = config, step, meta, mesh
+    self.direction, self.weights = direction, weights
+    self.image_size = config.image_size
+    self.variables = variables
+    data = sharding.data_sharding(mesh)
+    self._apply = jax.jit(
+      functools.partial(_translate, graphdef),
+      in_shardings=(jax.tree.map(lambda a: a.sharding, variables), data),
+      out_shardings=data,
+    )
+
+  def _run(self, inputs: np.ndarray, batch_size: int, progress: str | None) -> np.ndarray:
+    return sharding.map_in_batches(
+      lambda inputs: self._apply(self.variables, inputs),
+      {'inputs': inputs},
+      batch_size=batch_size,
+      mesh=self.mesh,
+      progress=progress,
+    )
+
+  def pictures(
+    self, mels: np.ndarray, *, batch_size: int = DEFAULT_BATCH_SIZE, progress: str | None = None
+  ) -> np.ndarray:
+    """Mel images (B,S,S) in [-1, 1] -> uint8 pictures (B,S,S,3) (direction mel_to_picture)."""
+    self._check(cyclegan.MEL_TO_PICTURE)
+    mels = np.asarray(mels, np.float32)
+    s = self.image_size
+    if mels.ndim != 3 or mels.shape[1:] != (s, s):
+      raise ValueError(f'mels must be (B, {s}, {s}), got {mels.shape}')
+    if not len(mels):
+      return np.zeros((0, s, s, 3), np.uint8)
+    out = self._run(mels[..., None], batch_size, progress)
+    return np.round((np.clip(out, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+  def mels(
+    self, pictures: np.ndarray, *, batch_size: int = DEFAULT_BATCH_SIZE, progress: str | None = None
+  ) -> np.ndarray:
+    """uint8 pictures (B,S,S,3) -> mel images (B,S,S) in [-1, 1] (direction picture_to_mel)."""
+    self._check(cyclegan.PICTURE_TO_MEL)
+    pictures = np.asarray(pictures)
+    s = self.image_size
+    if pictures.ndim != 4 or pictures.shape[1:] != (s, s, 3) or pictures.dtype != np.uint8:
+      raise ValueError(f'pictures must be (B, {s}, {s}, 3) uint8, got {pictures.shape}')
+    if not len(pictures):
+      return np.zeros((0, s, s), np.float32)
+    inputs = pictures.astype(np.float32) / 127.5 - 1.0
+    return self._run(inputs, batch_size, progress)[..., 0].astype(np.float32)
+
+  def _check(self, direction: str) -> None:
+    if self.direction != direction:
+      raise ValueError(f'this translator runs {self.direction}, not {direction}')
+
+
+def _translate(graphdef, variables, inputs):
+  generator = pix2pix.eval_view(
+    nnx.merge(graphdef, variables['params'], variables['batch_stats'], copy=True)
+  )
+  return generator(inputs)
+
+
+def load_translator(
+  workdir: str | os.PathLike,
+  direction: str = cyclegan.MEL_TO_PICTURE,
+  checkpoint: str | int = 'latest',
+  *,
+  num_devices: int | None = None,
+  weights: str = 'ema',
+) -> LoadedTranslator:
+  """Restore one generator of a CycleGAN run (`direction`: 'mel_to_picture', the sound -> image
+  one, or 'picture_to_mel') onto this process's devices, nothing of the training loop.
+  `weights='ema'` reads the moving average when the run kept one, else the weights."""
+  if weights not in WEIGHTS:
+    raise ValueError(f'weights must be one of {WEIGHTS}, got {weights!r}')
+  if direction not in cyclegan.DIRECTIONS:
+    raise ValueError(f'direction must be one of {cyclegan.DIRECTIONS}, got {direction!r}')
+  config = read_config(workdir)
+  if not is_cyclegan(config):
+    raise cli.UserInputError(
+      f'{workdir} holds a {config.get("family", "pix2pix")} run; the visualiser needs a cyclegan '
+      'one (sound -> picture)'
+    )
+  if weights == 'ema' and not config.model.get('ema_decay', 0.0):
+    weights = 'raw'
+  item = cyclegan.GENERATORS_EMA_ITEM if weights == 'ema' else cyclegan.GENERATORS_ITEM
+  mesh = sharding.make_mesh(num_devices, local=True)
+  graphdef, step, variables = _restore_cyclegan_generator(
+    workdir, config, checkpoint, item, direction, mesh
+  )
+  return LoadedTranslator(
     config=config,
     step=step,
-    meta=meta,
+    meta=records.read_meta(config.data_dir),
+    direction=direction,
     graphdef=graphdef,
-    variables=items[item],
+    variables=variables,
     mesh=mesh,
     weights=weights,
   )

@@ -78,6 +78,18 @@ def default_config() -> ml_collections.ConfigDict:
   # k * batch_size); steps, the lr schedule and checkpoints still count batches.
   c.optimizer.grad_accum_steps = 1
 
+  # family='cyclegan' only (training/cyclegan_task.py): unpaired picture <-> mel. It also reads
+  # model.ngf, ndf, n_layers_D, norm, gan_mode, conv_impl, remat, ema_decay and the optimizer.
+  c.cyclegan = ml_collections.ConfigDict()
+  c.cyclegan.generator = 'resnet'  # resnet (the reference's resnet_9blocks) | unet
+  c.cyclegan.resnet_blocks = 9
+  c.cyclegan.lambda_cycle = 10.0  # L1 of picture -> mel -> picture and mel -> picture -> mel
+  # Identity loss weight, as a fraction of lambda_cycle (the reference's 0.5): a mel, as a grey
+  # picture, should come back from picture -> mel unchanged, and a picture's grey version, read as
+  # a mel, should come back from mel -> picture as that picture. 0 turns it off.
+  c.cyclegan.lambda_identity = 0.5
+  c.cyclegan.pool_size = 50  # generated images kept per domain for the discriminator updates
+
   c.input = ml_collections.ConfigDict()
   # Augmentation runs on the device inside the train step (data/augment.py).
   c.input.jitter = True  # resize to 286/256*S and random-crop S (painting and mel)

@@ -86,3 +86,24 @@ def resize_and_crop(image: jax.Array, offset: jax.Array) -> jax.Array:
     precision=jax.lax.Precision.HIGHEST,
   )
   return jnp.clip(out, -1.0, 1.0)
+
+
+def augment_images(
+  key: jax.Array, index: jax.Array, images: jax.Array, *, jitter: bool, flip: bool
+) -> jax.Array:
+  """One domain's images (B,S,S,C) in [-1, 1] augmented alone, per row as `augment` does (jitter,
+  then flip when asked): CycleGAN draws its pictures and its mels independently. `index` (B,)
+  keys each row; flip only images whose columns are not time."""
+  keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, index.astype(jnp.uint32))
+  return jax.vmap(functools.partial(_augment_image, jitter=jitter, flip=flip))(keys, images)
+
+
+def _augment_image(key, image, *, jitter: bool, flip: bool):
+  crop_key, flip_key = jax.random.split(key)
+  if jitter:
+    size = image.shape[0]
+    offset = jax.random.randint(crop_key, (2,), 0, load_size(size) - size + 1)
+    image = resize_and_crop(image, offset)
+  if flip:
+    image = jnp.where(jax.random.bernoulli(flip_key), image[:, ::-1], image)
+  return image

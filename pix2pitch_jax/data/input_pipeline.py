@@ -185,3 +185,37 @@ def eval_batches(
     batch = {k: batching.pad_rows(np.stack([r[k] for r in rows]), local) for k in TRAIN_KEYS}
     batch[batching.MASK] = (np.arange(local) < len(real)).astype(np.float32)
     yield batch
+
+
+# The mel side of an unpaired stream shuffles with seed + this, so its order is independent of
+# the picture side's (seed itself).
+MEL_SHUFFLE_SEED_OFFSET = 0x6D656C
+
+
+class UnpairedBatches:
+  """Unpaired batches for CycleGAN: pictures and mels drawn by two independent global shuffles of
+  the same records, so a record's own pairing means nothing and any paired dataset can be used
+  unpaired. Each side is a `train_dataset` stream (multi-host rows, resumable at `start_step`);
+  a batch holds painting uint8 (b,S,S,3), painting_index uint32 (b,), mel float16 (b,S,S) and
+  mel_index uint32 (b,) (each side's position in its own global stream)."""
+
+  def __init__(self, data_dir: str, *, seed: int, **kwargs: Any):
+    self._pictures = iter(train_dataset(data_dir, seed=seed, **kwargs))
+    self._mels = iter(train_dataset(data_dir, seed=seed + MEL_SHUFFLE_SEED_OFFSET, **kwargs))
+
+  def __iter__(self) -> UnpairedBatches:
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    pictures, mels = next(self._pictures), next(self._mels)
+    return {
+      'painting': pictures['painting'],
+      'painting_index': pictures['index'],
+      'mel': mels['mel'],
+      'mel_index': mels['index'],
+    }
+
+  def close(self) -> None:
+    for it in (self._pictures, self._mels):
+      if hasattr(it, 'close'):
+        it.close()

@@ -192,6 +192,12 @@ CHROMIUM_FLAGS = (
 )
 
 
+def find_chromium_or_none() -> str | None:
+  return next(
+    filter(None, map(shutil.which, ('chromium', 'chromium-browser', 'google-chrome'))), None
+  )
+
+
 def find_chromium() -> str:
   for name in ('chromium', 'chromium-browser', 'google-chrome'):
     path = shutil.which(name)
@@ -238,20 +244,27 @@ def render_screenshot(
   return png_path
 
 
-_AUDIO_TAG = re.compile(r'<audio\b[^>]*>')
 _ATTR = re.compile(r'([\w-]+)="([^"]*)"')
 
 
 def probe_audio_elements(index_html: str | os.PathLike, timeout_s: float = 120) -> list[dict]:
   """Load the page in headless Chromium; per <audio>: src, state ('ready' | 'error' | None) and
   duration in seconds."""
+  return probe_media_elements(index_html, 'audio', timeout_s)
+
+
+def probe_media_elements(
+  index_html: str | os.PathLike, tag: str, timeout_s: float = 120
+) -> list[dict]:
+  """Per <audio> or <video> element of a page that marks them (`data-state`, `data-duration`),
+  as headless Chromium loaded it: src, state ('ready' | 'error' | None), duration in seconds."""
   dom = _run_chromium(
     ['--virtual-time-budget=10000', '--dump-dom', pathlib.Path(index_html).resolve().as_uri()],
     timeout_s,
   )
   found = []
-  for tag in _AUDIO_TAG.findall(dom):
-    attrs = dict(_ATTR.findall(tag))
+  for element in re.findall(rf'<{tag}\b[^>]*>', dom):
+    attrs = dict(_ATTR.findall(element))
     duration = attrs.get('data-duration')
     found.append(
       {

@@ -500,7 +500,8 @@ def min_patchgan_size(n_layers: int) -> int:
 
 
 class PatchDiscriminator(nnx.Module):
-  """PatchGAN: (painting || mel) (B,S,S,4) -> logits (B,S',S',1), 70x70 receptive field at n=3."""
+  """PatchGAN: (painting || mel) (B,S,S,4) -> logits (B,S',S',1), 70x70 receptive field at n=3.
+  With `in_features` = C and no `mels`, a PatchGAN on single (B,S,S,C) images."""
 
   def __init__(
     self,
@@ -541,14 +542,18 @@ class PatchDiscriminator(nnx.Module):
     )
     self.head = _conv(chans[-1], 1, stride=1, use_bias=True, impl=conv_impl, dtype=dtype, rngs=rngs)
 
-  def __call__(self, paintings: jax.Array, mels: jax.Array) -> jax.Array:
+  def __call__(self, paintings: jax.Array, mels: jax.Array | None = None) -> jax.Array:
+    """Logits for (painting || mel) pairs (pix2pix), or for one image alone when `mels` is None
+    (CycleGAN's per-domain discriminators, built with `in_features` of that domain)."""
     if min_patchgan_size(len(self.convs) - 1) > paintings.shape[1]:
       raise ValueError(
         f'PatchGAN with n_layers={len(self.convs) - 1} needs inputs of at least '
         f'{min_patchgan_size(len(self.convs) - 1)} pixels, got {paintings.shape[1]}'
       )
     layer = _maybe_remat(_patch_layer, self.remat)
-    x = jnp.concatenate([paintings.astype(self.dtype), mels.astype(self.dtype)], axis=-1)
+    x = paintings.astype(self.dtype)
+    if mels is not None:
+      x = jnp.concatenate([x, mels.astype(self.dtype)], axis=-1)
     for conv, norm in zip(self.convs, self.norms):
       x = layer(conv, norm, x)
     return self.head(x).astype(jnp.float32)

@@ -39,16 +39,21 @@ from pix2pitch_jax.data import augment, input_pipeline, records
 from pix2pitch_jax.models import pix2pix
 from pix2pitch_jax.runtime import sharding
 from pix2pitch_jax.training import loop, summaries
+from pix2pitch_jax.training.gan_common import (
+  GAN_MODES,
+  INIT_PRNG,
+  d_score,
+  ema_update,
+  gan_loss,
+  optimizer,
+)
+from pix2pitch_jax.training.gan_common import apply as _apply
 
-GAN_MODES = ('vanilla', 'lsgan')
 LOSS_KEYS = ('G_GAN', 'G_L1', 'D_real', 'D_fake')
 State = loop.State
 # Augmentation keys are fold_in(fold_in(run key, AUGMENT_STREAM), example index); dropout's are
 # fold_in(run key, step), which would need a step of ~1.6e9 to collide with this stream.
 AUGMENT_STREAM = 0x61756731
-# Parameter init only: XLA compiles RngBitGenerator much faster than threefry (~3 s vs ~15 s for
-# the init program on 2 CPU cores). Values are replicated, so this is deterministic.
-INIT_PRNG = 'rbg'
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -103,34 +108,11 @@ class Networks:
   lr_schedule: optax.Schedule  # by step (batch): the lr applied by the update that step joins
 
 
-def lr_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
-  """pix2pix `lr_policy linear`: constant, then linear decay to 0 at num_train_steps."""
-  o = config.optimizer
-  decay_steps = max(1, config.num_train_steps - o.decay_start_step)
-  return optax.join_schedules(
-    [optax.constant_schedule(o.lr), optax.linear_schedule(o.lr, 0.0, decay_steps)],
-    [o.decay_start_step],
-  )
-
-
 def _build_modules(config, meta: records.DatasetMeta, key: jax.Array):
   g_key, d_key = jax.random.split(key)
   generator = pix2pix.generator_from_config(config, len(meta.era_names), nnx.Rngs(params=g_key))
   discriminator = pix2pix.discriminator_from_config(config, nnx.Rngs(params=d_key))
   return generator, discriminator
-
-
-def optimizer(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, Any]:
-  """Adam on `lr_schedule`, under `optax.MultiSteps` when accumulating; and the lr by step."""
-  o, schedule = config.optimizer, lr_schedule(config)
-  k = o.grad_accum_steps
-  if k == 1:  # no MultiSteps wrapper: checkpoints keep the plain Adam state
-    return optax.adam(schedule, b1=o.b1, b2=o.b2), schedule
-  # The inner Adam counts updates; update u applies the lr of step u * k.
-  tx = optax.adam(lambda update: schedule(update * k), b1=o.b1, b2=o.b2)
-  return optax.MultiSteps(tx, every_k_schedule=k).gradient_transformation(), (
-    lambda step: schedule(step // k * k)
-  )
 
 
 def make_networks(config, meta: records.DatasetMeta) -> Networks:
@@ -164,26 +146,6 @@ def init_state(config, meta: records.DatasetMeta, nets: Networks) -> State:
   }
 
 
-def gan_loss(logits: jax.Array, target_is_real: bool, gan_mode: str) -> jax.Array:
-  """pix2pix GANLoss: BCE on logits (vanilla) or mean squared error (lsgan)."""
-  labels = jnp.full_like(logits, 1.0 if target_is_real else 0.0)
-  if gan_mode == 'vanilla':
-    return optax.sigmoid_binary_cross_entropy(logits, labels).mean()
-  return 2.0 * optax.l2_loss(logits, labels).mean()  # l2_loss is 0.5 * err**2
-
-
-def _d_score(logits: jax.Array, gan_mode: str) -> jax.Array:
-  """Mean D output as a score: probability for vanilla, raw output for lsgan."""
-  return (jax.nn.sigmoid(logits) if gan_mode == 'vanilla' else logits).mean()
-
-
-def _apply(graphdef, variables, *args, **kwargs):
-  """Run a module in training mode; returns (output, updated batch_stats)."""
-  module = nnx.merge(graphdef, variables['params'], variables['batch_stats'], copy=True)
-  out = module(*args, **kwargs)
-  return out, nnx.state(module, nnx.BatchStat).to_pure_dict()
-
-
 def _discriminator_update(nets: Networks, model_config, d, d_opt_state, painting, mel, fake):
   """D's step on the real pair and the detached fake: its new variables, Adam state, loss, aux
   metrics and gradient norm."""
@@ -199,8 +161,8 @@ def _discriminator_update(nets: Networks, model_config, d, d_opt_state, painting
     aux = {
       'D_fake': d_fake,
       'D_real': d_real,
-      'D_real_mean': _d_score(real_logits, gan_mode),
-      'D_fake_mean': _d_score(fake_logits, gan_mode),
+      'D_real_mean': d_score(real_logits, gan_mode),
+      'D_fake_mean': d_score(fake_logits, gan_mode),
     }
     return 0.5 * (d_fake + d_real), (d_stats, aux)
 
@@ -274,15 +236,6 @@ def train_step(
     'lr': nets.lr_schedule(step),
   }
   return new_state, metrics
-
-
-def ema_update(ema: Any, new: Any, step: jax.Array, decay: float) -> Any:
-  """The moving average after step `step` (0-based): decay min(decay, (1 + t) / (10 + t)), the
-  warm-up of tf.train.ExponentialMovingAverage's `num_updates`, so a short run's average is not
-  mostly its initial weights."""
-  t = step.astype(jnp.float32)
-  step_decay = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
-  return optax.incremental_update(new, ema, step_size=1.0 - step_decay)
 
 
 def model_batch(input_config, state: State, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
