@@ -29,6 +29,9 @@ TINY = EXPERIMENTS / 'cyclegan_tiny.py'
 # -+lr on the other, and two adversarial games in a loop carry it on (2e-3 relative at step 4).
 FIRST_STEP_RTOL = 1e-5
 LATER_STEPS_RTOL = 1e-2
+# One worker runs this module, so the module's trained fixture (a compile of ~1-2 CPU minutes) is
+# built once, not once per worker (`make test` runs pytest with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group('cyclegan')
 
 
 def tiny_cyclegan_config(data_dir, /, **overrides):
