@@ -27,11 +27,14 @@ def build_demo(
   """Build a built-in demo corpus ('synesthesia' or 'eras'); returns the report.
 
   Demo defaults (agreed with training): 128 px, 4 s clips at 22 050 Hz, n_fft 2048 (hop 689
-  samples, ~31 ms per frame). Any BuildOptions field can be overridden by keyword.
+  samples, ~31 ms per frame), each clip's waveform stored too (`store_audio`: a neural vocoder
+  trains on the demos). Any BuildOptions field can be overridden by keyword.
   """
   if name not in DEMOS:
     raise ValueError(f'unknown demo {name!r}; choose one of {DEMOS}')
-  defaults: dict[str, Any] = dict(sample_rate=22_050, clip_seconds=4.0, n_fft=2048, shard_size=64)
+  defaults: dict[str, Any] = dict(
+    sample_rate=22_050, clip_seconds=4.0, n_fft=2048, shard_size=64, store_audio=True
+  )
   if name == 'synesthesia':
     # The synesthesia mel spans only the band its notes live in, so that every stroke sits on the
     # canvas row of its own fundamental (see demo_synesthesia).

@@ -45,6 +45,17 @@ _WEIGHTS = flags.DEFINE_enum(
   "The generator's moving-average weights (when training kept them; else its weights) or raw.",
 )
 
+_VOCODER = flags.DEFINE_enum(
+  'vocoder',
+  'griffin_lim',
+  ['griffin_lim', 'neural'],
+  'Mel -> audio: Griffin-Lim (no training), or a neural vocoder trained with '
+  '--config=experiments/vocoder_demo.py (found in <workdir>/vocoder or --vocoder_workdir).',
+)
+_VOCODER_WORKDIR = flags.DEFINE_string(
+  'vocoder_workdir', None, 'With --vocoder=neural: the workdir of a trained vocoder.'
+)
+
 flags.mark_flags_as_mutual_exclusive(['images', 'split'], required=True)
 
 
@@ -66,6 +77,8 @@ def main() -> None:
     batch_size=_BATCH_SIZE.value,
     era=_ERA.value,
     weights=_WEIGHTS.value,
+    vocoder=_VOCODER.value,
+    vocoder_workdir=_VOCODER_WORKDIR.value,
   )
   if not sharding.is_main_process():
     return

@@ -4,7 +4,8 @@
     generate(workdir, out_dir, split='test')              # a dataset split, with references
 
 Output (flat, one stem per input):
-    <out>/<stem>.wav             generated audio (Griffin-Lim of the generated mel)
+    <out>/<stem>.wav             generated audio (Griffin-Lim of the generated mel, or the neural
+                                 vocoder's with vocoder='neural')
     <out>/<stem>_mel.png         the generated mel, colour-mapped, low frequencies at the bottom
     <out>/<stem>_painting.png    the painting as the model saw it (square, S x S)
     <out>/<stem>_reference.wav   split only: Griffin-Lim of the dataset's mel, for comparison
@@ -46,7 +47,7 @@ from absl import logging
 from etils import epath
 from tqdm import tqdm
 
-from pix2pitch_jax import inference
+from pix2pitch_jax import inference, inference_vocoder
 from pix2pitch_jax.audio import spectrogram, wav
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.data import batching, images, records
@@ -290,6 +291,30 @@ class _Settings:
   griffin_lim_iters: int
   batch_size: int
   era: str | None
+  vocoder: inference_vocoder.LoadedVocoder | None = None  # None: Griffin-Lim
+
+
+VOCODERS = ('griffin_lim', 'neural')
+
+
+def _load_vocoder(
+  vocoder: str, workdir, vocoder_workdir, mel_params: spectrogram.MelParams
+) -> inference_vocoder.LoadedVocoder | None:
+  """The neural vocoder asked for (`vocoder_workdir`, else `<workdir>/vocoder`), or None for
+  Griffin-Lim."""
+  if vocoder not in VOCODERS:
+    raise ValueError(f'vocoder must be one of {VOCODERS}, got {vocoder!r}')
+  if vocoder == 'griffin_lim':
+    return None
+  found = inference_vocoder.find_vocoder_workdir(workdir, vocoder_workdir)
+  if found is None:
+    raise inference_vocoder.VocoderNotFoundError(
+      f'--vocoder=neural: no trained vocoder in {os.fspath(workdir)}/'
+      f'{inference_vocoder.DEFAULT_SUBDIR}; give --vocoder_workdir=<a vocoder training workdir>'
+    )
+  loaded = inference_vocoder.load_vocoder(found)
+  loaded.check_compatible(mel_params)
+  return loaded
 
 
 def generate(
@@ -305,6 +330,8 @@ def generate(
   batch_size: int = DEFAULT_BATCH_SIZE,
   era: str | None = None,
   weights: str = 'ema',
+  vocoder: str = 'griffin_lim',
+  vocoder_workdir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
   """Turn a folder of images or a dataset split into WAVs, spectrogram PNGs and index.html.
 
@@ -336,6 +363,7 @@ def generate(
     source = {'split': split, 'data_dir': data_dir}
   else:  # excluded by the check above
     raise ValueError('give exactly one of images_dir= and split=')
+  neural = _load_vocoder(vocoder, workdir, vocoder_workdir, generator.meta.mel_params)
   out = workdir_lib.as_path(out_dir)
   key = _settings_key(
     dict(
@@ -347,6 +375,8 @@ def generate(
       griffin_lim_iters=griffin_lim_iters,
       era=era,
       mel_params=generator.meta.mel_params.to_dict(),
+      # Only with a neural vocoder, so Griffin-Lim runs keep their earlier records.
+      **({'vocoder': neural.describe()} if neural is not None else {}),
     )
   )
   settings = _Settings(
@@ -359,6 +389,7 @@ def generate(
     griffin_lim_iters=griffin_lim_iters,
     batch_size=batch_size,
     era=era,
+    vocoder=neural,
   )
   generated = _generate_share(settings, plan, split=split)
   sharding.barrier('generation: every share written')
@@ -409,12 +440,16 @@ def _generate_chunk(
     indices=np.asarray([x.index for x in inputs]),
     progress=None,
   )
-  clips = inference.mels_to_audio(mels, params, **audio_kw)
+
+  def to_audio(mels: np.ndarray) -> np.ndarray:
+    if s.vocoder is not None:
+      return s.vocoder.mels_to_audio(mels, batch_size=s.batch_size)
+    return inference.mels_to_audio(mels, params, **audio_kw)
+
+  clips = to_audio(mels)
   references = None
   if inputs[0].reference_mel is not None:
-    references = inference.mels_to_audio(
-      np.stack([_reference_mel(x) for x in inputs]), params, **audio_kw
-    )
+    references = to_audio(np.stack([_reference_mel(x) for x in inputs]))
   predicted = None
   if s.classifier is not None:
     predicted = [s.classifier.era_names[i] for i in s.classifier.predict(mels)]
@@ -463,10 +498,14 @@ def _merge(s: _Settings, plan: Sequence[PlannedInput], *, what: Any, title: str)
   manifest = s.out_dir / workdir_lib.GALLERY_MANIFEST
   index_html = s.out_dir / workdir_lib.GALLERY_INDEX
   if sharding.is_main_process():
+    how = (
+      f'Griffin-Lim {s.griffin_lim_iters} iterations · seed {s.seed}'
+      if s.vocoder is None
+      else f'neural vocoder (step {s.vocoder.step})'
+    )
     subtitle = (
       f'{s.workdir} · step {generator.step} ({generator.weights} weights) · {len(entries)} '
-      f'clip(s) of {params.clip_seconds:g} s at {params.sample_rate} Hz · Griffin-Lim '
-      f'{s.griffin_lim_iters} iterations · seed {s.seed}'
+      f'clip(s) of {params.clip_seconds:g} s at {params.sample_rate} Hz · {how}'
     )
     page = gallery.render_gallery(entries, title=title, subtitle=subtitle, skipped=skipped)
     _write_atomic(index_html, page.encode('utf-8'))
@@ -476,6 +515,11 @@ def _merge(s: _Settings, plan: Sequence[PlannedInput], *, what: Any, title: str)
       'weights': generator.weights,
       'seed': s.seed,
       'griffin_lim_iters': s.griffin_lim_iters,
+      'vocoder': (
+        {'kind': 'griffin_lim', 'iterations': s.griffin_lim_iters}
+        if s.vocoder is None
+        else s.vocoder.describe()
+      ),
       'mel_params': params.to_dict(),
       'entries': [dataclasses.asdict(e) for e in entries],
       'skipped': [{'path': p, 'reason': r} for p, r in skipped],

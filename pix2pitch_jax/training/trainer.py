@@ -11,9 +11,12 @@ from typing import Any
 
 import ml_collections
 
-from pix2pitch_jax.training import loop, pix2pix_task
+from pix2pitch_jax.training import loop, pix2pix_task, vocoder_task
 
-FAMILIES: dict[str, Any] = {'pix2pix': pix2pix_task.Pix2PixTask}
+FAMILIES: dict[str, Any] = {
+  'pix2pix': pix2pix_task.Pix2PixTask,
+  'vocoder': vocoder_task.VocoderTask,
+}
 
 
 def make_task(config: ml_collections.ConfigDict) -> loop.Task:
