@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 import soundfile
+from test_train_resume import _start, _wait_for
 
 from pix2pitch_jax import inference, inference_vocoder
 from pix2pitch_jax.audio import spectrogram, stft_distance
@@ -19,7 +20,6 @@ from pix2pitch_jax.runtime import checkpointing, sharding
 from pix2pitch_jax.training import loop, trainer, vocoder_task
 
 from conftest import EXPERIMENTS, TINY_ERAS, TinyRuleGenerator
-from test_train_resume import _start, _wait_for
 
 # The tiny dataset's audio parameters (conftest.write_tiny_dataset), so a generator stub of that
 # dataset and this vocoder agree.
