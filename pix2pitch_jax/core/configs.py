@@ -86,6 +86,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.vocoder.intermediate_dim = 768  # its pointwise MLP's hidden width
   c.vocoder.num_layers = 8
   c.vocoder.kernel_size = 7  # depthwise convolution over time, in frames (odd)
+  # Predict the STFT log-magnitude as a correction of the mel's pseudo-inverse (models/vocoder.py).
+  c.vocoder.magnitude_prior = True
   # Train on random crops of this many mel frames (and their audio); 0: whole clips.
   c.vocoder.segment_frames = 32
   # Loss: lambda_stft * multi-resolution STFT distance + lambda_mel * L1 of the mel images (the

@@ -40,6 +40,10 @@ class VocoderConfig:
   intermediate_dim: int = 768
   num_layers: int = 8
   kernel_size: int = 7
+  # Predict the log-magnitude as a correction of the mel's own linear-magnitude estimate (the
+  # filterbank's pseudo-inverse, clipped at 0) rather than from nothing: the network starts with
+  # the right spectral envelope and spends its capacity on detail and phase.
+  magnitude_prior: bool = True
 
   @classmethod
   def from_config(cls, vocoder_config: Any) -> VocoderConfig:
@@ -48,6 +52,8 @@ class VocoderConfig:
       intermediate_dim=int(vocoder_config.intermediate_dim),
       num_layers=int(vocoder_config.num_layers),
       kernel_size=int(vocoder_config.kernel_size),
+      # Runs from before the option predicted the magnitude from nothing.
+      magnitude_prior=bool(vocoder_config.get('magnitude_prior', False)),
     )
 
 
@@ -106,7 +112,12 @@ class Vocoder(nnx.Module):
       ]
     )
     self.final_norm = nnx.LayerNorm(d, epsilon=1e-6, rngs=rngs)
-    self.head = nnx.Linear(d, 2 * self.n_bins, rngs=rngs)
+    self.magnitude_prior = config.magnitude_prior
+    # With the prior, a near-zero head starts the output at the prior's magnitude.
+    head_init = (
+      nnx.initializers.normal(1e-3) if config.magnitude_prior else nnx.initializers.lecun_normal()
+    )
+    self.head = nnx.Linear(d, 2 * self.n_bins, kernel_init=head_init, rngs=rngs)
 
   def spectrum(self, mels: jax.Array) -> jax.Array:
     """Mel images (B, n_mels, T) -> complex STFT (B, 1 + n_fft // 2, T)."""
@@ -117,10 +128,22 @@ class Vocoder(nnx.Module):
       x = block(x)
     out = self.head(self.final_norm(x))
     log_magnitude, phase = out[..., : self.n_bins], out[..., self.n_bins :]
+    if self.magnitude_prior:
+      log_magnitude = log_magnitude + self.prior_log_magnitude(mels)
     magnitude = jnp.exp(jnp.minimum(log_magnitude, MAX_LOG_MAGNITUDE))
     # The phase as a point on the unit circle (cos, sin of the output): no wrap-around to learn.
     spec = magnitude * (jnp.cos(phase) + 1j * jnp.sin(phase))
     return jnp.swapaxes(spec, -1, -2)
+
+  def prior_log_magnitude(self, mels: jax.Array) -> jax.Array:
+    """log of the linear magnitude the mel implies, (B, T, bins): pseudo-inverse of the
+    filterbank on the mel power, clipped at the image's floor (min_db)."""
+    p = self.mel_params
+    power = spectrogram.image_to_power_mel(jnp.asarray(mels, jnp.float32), p)  # (B, M, T)
+    pinv = inverse.filterbank_pseudo_inverse(p)  # (bins, M)
+    linear = jnp.einsum('fm,bmt->btf', pinv, power, precision='highest')
+    floor = p.ref_power * 10.0 ** (p.min_db / 10.0) / p.n_mels
+    return 0.5 * jnp.log(jnp.maximum(linear, floor))
 
   def __call__(self, mels: jax.Array, length: int | None = None) -> jax.Array:
     """Mel images (B, n_mels, T) -> audio (B, length); default length T * hop (for the
