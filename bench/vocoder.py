@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 from pix2pitch_jax import inference, inference_vocoder
 from pix2pitch_jax.audio import numba_cache, spectrogram, stft_distance, transcription
@@ -147,6 +147,7 @@ def score(name, clips, originals, original_db, notes, params, rtf, ear: bool) ->
     ]
   )
   db = _db_mels(clips, params)
+  print(f'scoring {name}...', flush=True)
   row = {
     'system': name,
     'mrstft': float(mrstft.mean()),
@@ -171,6 +172,7 @@ def score(name, clips, originals, original_db, notes, params, rtf, ear: bool) ->
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # Orbax's and TFDS' INFO chatter
   data_dir = _DATA_DIR.value
   meta = records.read_meta(data_dir)
   params = meta.mel_params
