@@ -49,7 +49,9 @@ _MAX_EXAMPLES = flags.DEFINE_integer('max_examples', 50, 'Use the first N clips 
 _GL_ITERS = flags.DEFINE_integer('griffin_lim_iters', 64, 'Griffin-Lim iterations (both).')
 _BATCH = flags.DEFINE_integer('batch', 8, 'Clips per batch (JAX vocoders).')
 _EAR = flags.DEFINE_bool('ear', True, 'Score notes with basic-pitch (the `ear` extra).')
-_LIBROSA = flags.DEFINE_bool('librosa', True, "Include librosa's Griffin-Lim (slow: per clip).")
+_LIBROSA = flags.DEFINE_bool(
+  'librosa', True, "Include librosa's Griffin-Lim (slow: its L-BFGS mel inversion, per clip)."
+)
 
 
 def _timed(fn, clips_seconds: float) -> tuple[np.ndarray, float]:
@@ -74,7 +76,6 @@ def _librosa_griffin_lim(mels: np.ndarray, params: spectrogram.MelParams, n_iter
         hop_length=params.hop_length,
         power=2.0,
         n_iter=n_iter,
-        length=params.clip_samples,
         fmin=params.fmin,
         fmax=params.fmax_hz,
         norm=None,
@@ -82,6 +83,10 @@ def _librosa_griffin_lim(mels: np.ndarray, params: spectrogram.MelParams, n_iter
       )
     )
   seconds = time.perf_counter() - start
+  # librosa's griffinlim with `length` rebuilds one frame more than it was given (an error), so
+  # the clip is cut or padded to the dataset's length afterwards.
+  n = params.clip_samples
+  out = [np.pad(y[:n], (0, max(0, n - len(y)))) for y in out]
   return np.stack(out).astype(np.float32), len(mels) * params.clip_seconds / seconds
 
 
