@@ -93,6 +93,12 @@ _MAX_PAINTINGS = flags.DEFINE_integer(
   None,
   'Use only the first N paintings (quick trial runs); for demos, the corpus size.',
 )
+_STORE_AUDIO = flags.DEFINE_bool(
+  'store_audio',
+  None,
+  'Also store each clip as 16-bit PCM (what a neural vocoder trains on; ~2 bytes a sample). '
+  'Default off; on for the demos.',
+)
 _WORKERS = flags.DEFINE_integer('workers', None, 'Worker processes; default = CPU cores.')
 _STRICT = flags.DEFINE_bool(
   'strict', False, 'Fail on the first skipped input instead of listing it in the report.'
@@ -140,6 +146,7 @@ def _options() -> dict:
     'era_overrides',
     'image_mode',
     'shard_size',
+    'store_audio',
     'workers',
     'strict',
     'overwrite',

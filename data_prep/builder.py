@@ -60,6 +60,9 @@ class BuildOptions:
   image_mode: str = 'crop'
   shard_size: int = 500
   max_paintings: int | None = None
+  # Also store each clip's waveform (records.AUDIO_DTYPE PCM) beside its mel: a neural vocoder's
+  # training data.
+  store_audio: bool = False
   seed: int = 0
   workers: int | None = None
   strict: bool = False
@@ -110,6 +113,8 @@ class BuildOptions:
     d = dataclasses.asdict(self)
     for runtime_only in ('workers', 'strict', 'overwrite', 'progress'):
       d.pop(runtime_only)
+    if not self.store_audio:  # builds from before the option keep their fingerprint
+      d.pop('store_audio')
     return d
 
 
@@ -342,6 +347,7 @@ def write_dataset(
       era_names,
       opts.image_mode,
       opts.strict,
+      opts.store_audio,
     )
     for p in plans
   ]
@@ -381,6 +387,7 @@ def write_dataset(
     era_names,
     source=source,
     extra=dict(options=opts.content_fields(), fingerprint=fingerprint, **(meta_extra or {})),
+    stores_audio=opts.store_audio,
   )
   records.write_metadata(workspace.out, meta, description)
   written_now = sum(results[job.path]['written'] for job in todo)

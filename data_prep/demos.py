@@ -29,8 +29,9 @@ def build_demo(
 
   Demo defaults (agreed with training): 128 px, 4 s clips at 22 050 Hz, n_fft 2048 (hop 689
   samples, ~31 ms per frame). squiggles: 64 px, 1 s clips at 22 050 Hz, n_fft 16 x image_size
-  (1024 at 64 px: hop 344 samples, ~16 ms per frame). Any BuildOptions field can be overridden by
-  keyword.
+  (1024 at 64 px: hop 344 samples, ~16 ms per frame). synesthesia and eras store each clip's
+  waveform too (`store_audio`: a neural vocoder trains on them). Any BuildOptions field can be
+  overridden by keyword.
   """
   if name not in DEMOS:
     raise ValueError(f'unknown demo {name!r}; choose one of {DEMOS}')
@@ -49,7 +50,9 @@ def build_demo(
     )
     return demo_squiggles.build(out_dir, opts, num_paintings)
   image_size = image_size or 128
-  defaults: dict[str, Any] = dict(sample_rate=22_050, clip_seconds=4.0, n_fft=2048, shard_size=64)
+  defaults: dict[str, Any] = dict(
+    sample_rate=22_050, clip_seconds=4.0, n_fft=2048, shard_size=64, store_audio=True
+  )
   if name == 'synesthesia':
     # The synesthesia mel spans only the band its notes live in, so that every stroke sits on the
     # canvas row of its own fundamental (see demo_synesthesia).

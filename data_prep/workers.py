@@ -91,6 +91,7 @@ class ShardJob:
   era_names: tuple[str, ...]
   image_mode: str = 'crop'
   strict: bool = False
+  store_audio: bool = False  # also write each clip's waveform (records' `audio`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,14 +117,15 @@ def run_shard(job: ShardJob) -> ShardResult:
 
 
 def _records(job: ShardJob, skipped: list, by_era: collections.Counter) -> Iterable[bytes]:
-  features = _features(job.mel_params.image_size, job.era_names)
+  audio_samples = job.mel_params.clip_samples if job.store_audio else 0
+  features = _features(job.mel_params.image_size, job.era_names, audio_samples)
   last_painting: tuple[str, Any] = ('', None)  # examples of one painting are consecutive
   for ex in job.examples:
     if ex.painting_id != last_painting[0]:
       last_painting = (ex.painting_id, _painting_pixels(ex.painting, job))
-    pixels, mel = last_painting[1], None
+    pixels, mel, audio = last_painting[1], None, None
     if not isinstance(pixels, str):
-      mel = _clip_mel(ex.clip, job.mel_params)
+      mel, audio = _clip_mel(ex.clip, job.mel_params, job.store_audio)
     reason = pixels if isinstance(pixels, str) else mel if isinstance(mel, str) else ''
     if reason:
       if job.strict:
@@ -131,9 +133,11 @@ def _records(job: ShardJob, skipped: list, by_era: collections.Counter) -> Itera
       skipped.append((ex.painting_id, ex.clip_source_id, reason))
       continue
     by_era[job.era_names[ex.era]] += 1
+    waveform = {} if audio is None else {'audio': audio}
     yield records.serialize_example(
       features,
       dict(
+        **waveform,
         painting=pixels,
         mel=mel,
         era=ex.era,
@@ -155,15 +159,22 @@ def _painting_pixels(ref, job: ShardJob) -> np.ndarray | str:
 
 # A clip may be dealt to several paintings: keep recent mels instead of recomputing them.
 @functools.lru_cache(maxsize=256)
-def _clip_mel(clip, params: spectrogram.MelParams) -> np.ndarray | str:
+def _clip_mel(
+  clip, params: spectrogram.MelParams, with_audio: bool = False
+) -> tuple[np.ndarray | str, np.ndarray | None]:
+  """(mel image, int16 PCM waveform when `with_audio`), or (the reason it failed, None)."""
   try:
-    return clips.clip_mel(clip, params)
+    waveform = clip.waveform(params)
+    mel = spectrogram.audio_to_mel_image(waveform, params)
   except (OSError, RuntimeError, ValueError) as e:  # soundfile errors are RuntimeError/OSError
-    return f'clip unreadable: {type(e).__name__}: {e}'
+    return f'clip unreadable: {type(e).__name__}: {e}', None
+  return mel, records.audio_to_pcm(waveform) if with_audio else None
 
 
 @functools.lru_cache(maxsize=4)
-def _features(image_size: int, era_names: tuple[str, ...]):
+def _features(image_size: int, era_names: tuple[str, ...], audio_samples: int = 0):
+  if audio_samples:
+    return records.make_features(image_size, era_names, audio_samples)
   return records.make_features(image_size, era_names)
 
 

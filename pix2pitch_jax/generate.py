@@ -60,6 +60,13 @@ _WEIGHTS = flags.DEFINE_enum(
   "The generator's moving-average weights (when training kept them; else its weights) or raw.",
 )
 
+_VOCODER_WORKDIR = flags.DEFINE_string(
+  'vocoder_workdir',
+  None,
+  'With --vocoder=neural: the training workdir of a vocoder '
+  '(--config=experiments/vocoder_demo.py); default: <workdir>/vocoder.',
+)
+
 flags.mark_flags_as_mutual_exclusive(['images', 'split'], required=True)
 
 
@@ -82,6 +89,7 @@ def main() -> None:
     era=_ERA.value,
     weights=_WEIGHTS.value,
     vocoder_names=_VOCODER.value,
+    vocoder_workdir=_VOCODER_WORKDIR.value,
   )
   if not sharding.is_main_process():
     return

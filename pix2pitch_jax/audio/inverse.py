@@ -64,6 +64,12 @@ def _nnls_constants(params: MelParams) -> tuple[np.ndarray, np.ndarray, np.ndarr
   )
 
 
+def filterbank_pseudo_inverse(params: MelParams) -> np.ndarray:
+  """(1 + n_fft // 2, n_mels) pseudo-inverse of the mel filterbank: mel power -> linear power
+  (unconstrained; clip at 0 before use)."""
+  return _nnls_constants(params)[1]
+
+
 @functools.partial(jax.jit, static_argnames=('n_iter',))
 def _nnls_fista(
   target: jax.Array, basis: np.ndarray, pinv: np.ndarray, step_sizes: np.ndarray, n_iter: int

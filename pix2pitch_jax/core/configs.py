@@ -90,6 +90,29 @@ def default_config() -> ml_collections.ConfigDict:
   c.cyclegan.lambda_identity = 0.5
   c.cyclegan.pool_size = 50  # generated images kept per domain for the discriminator updates
 
+  # family='vocoder' (training/vocoder_task.py): a Vocos-style neural vocoder (models/vocoder.py)
+  # trained on the dataset's mels and stored audio. It shares optimizer.* (lr, b1, b2,
+  # decay_start_step) with pix2pix and ignores model.*.
+  c.vocoder = ml_collections.ConfigDict()
+  c.vocoder.dim = 256  # ConvNeXt width
+  c.vocoder.intermediate_dim = 768  # its pointwise MLP's hidden width
+  c.vocoder.num_layers = 8
+  c.vocoder.kernel_size = 7  # depthwise convolution over time, in frames (odd)
+  # Predict the STFT log-magnitude as a correction of the mel's pseudo-inverse (models/vocoder.py).
+  c.vocoder.magnitude_prior = True
+  # Train on random crops of this many mel frames (and their audio); 0: whole clips.
+  c.vocoder.segment_frames = 32
+  # Loss: lambda_stft * multi-resolution STFT distance + lambda_mel * L1 of the mel images (the
+  # dataset's scale, 2 per (max_db - min_db)) of the output and the target audio.
+  c.vocoder.lambda_stft = 1.0
+  c.vocoder.lambda_mel = 5.0
+  # (n_fft, hop) pairs of the STFT distance; empty: audio/stft_distance.resolutions_for(the
+  # dataset's sample rate).
+  c.vocoder.stft_resolutions = ()
+  c.vocoder.grad_clip_norm = 10.0  # 0: no clipping
+  c.vocoder.ema_decay = 0.999  # moving average of the weights (inference's default); 0: none
+  c.vocoder.num_audio = 2  # validation clips written to TensorBoard as audio at each evaluation
+
   c.input = ml_collections.ConfigDict()
   # Augmentation runs on the device inside the train step (data/augment.py).
   c.input.jitter = True  # resize to 286/256*S and random-crop S (painting and mel)

@@ -36,23 +36,35 @@ AUTO_WORKERS = -1
 WORKERS_PER_ACCELERATOR = 2
 
 
-def to_model_inputs(example: dict[str, Any]) -> dict[str, np.ndarray | np.int32]:
-  """Decoded record -> float32 painting (S,S,3) and mel (S,S,1) in [-1, 1], int32 era (eval)."""
+def to_model_inputs(example: dict[str, Any]) -> dict[str, Any]:
+  """Decoded record -> float32 painting (S,S,3) and mel (S,S,1) in [-1, 1], int32 era (eval);
+  and float32 audio (clip_samples,) in [-1, 1] when the record has it."""
   painting = np.asarray(example['painting'], np.float32) / 127.5 - 1.0
   mel = np.asarray(example['mel'], np.float32)[..., None]
-  return {'painting': painting, 'mel': mel, 'era': np.int32(example['era'])}
+  out: dict[str, Any] = {'painting': painting, 'mel': mel, 'era': np.int32(example['era'])}
+  if 'audio' in example:
+    out['audio'] = records.pcm_to_audio(example['audio'])
+  return out
+
+
+_STORED_DTYPES = {
+  'painting': np.uint8,
+  'mel': records.MEL_DTYPE,
+  'era': np.int32,
+  'audio': records.AUDIO_DTYPE,
+}
 
 
 def train_row(index: int, example: dict[str, Any]) -> dict[str, Any]:
   """Decoded record at global stream position `index` -> the arrays a training batch carries:
-  painting uint8 (S,S,3), mel float16 (S,S), era int32, index uint32 (position modulo 2**32;
-  it only keys the augmentation, see data/augment.py)."""
-  return {
-    'painting': np.asarray(example['painting'], np.uint8),
-    'mel': np.asarray(example['mel'], records.MEL_DTYPE),
-    'era': np.int32(example['era']),
-    'index': np.uint32(index % 2**32),
+  painting uint8 (S,S,3), mel float16 (S,S), era int32 (those of them the source reads; audio
+  int16 (clip_samples,) when asked for), index uint32 (position modulo 2**32; it only keys the
+  augmentation, see data/augment.py)."""
+  row: dict[str, Any] = {
+    k: np.asarray(v, _STORED_DTYPES[k]) for k, v in example.items() if k in _STORED_DTYPES
   }
+  row['index'] = np.uint32(index % 2**32)
+  return row
 
 
 def resolve_workers(workers: int) -> int:
@@ -117,18 +129,20 @@ def train_dataset(
   process_index: int | None = None,
   process_count: int | None = None,
   start_step: int = 0,
+  fields: tuple[str, ...] = TRAIN_KEYS,
 ) -> grain.IterDataset:
   """Infinite iterable of this host's batches, as stored: painting uint8 (b,S,S,3), mel float16
   (b,S,S), era int32 (b,), index uint32 (b,) (each row's position in the global stream).
 
   The first batch is the one for step `start_step + 1` (global batch `start_step`): a resumed
   run picks up where the checkpoint's step left off. `workers` > 0 decodes in that many
-  processes; -1 picks a number for the backend (`resolve_workers`).
+  processes; -1 picks a number for the backend (`resolve_workers`). `fields`: the record fields
+  a batch carries (the vocoder reads mel and audio).
   """
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
   workers = resolve_workers(workers)
-  source = records.open_train_split(data_dir, 'train')
+  source = records.open_train_split(data_dir, 'train', fields)
   if len(source) < global_batch_size:
     raise ValueError(
       f'batch_size={global_batch_size} exceeds the {len(source)} training examples in {data_dir}'
@@ -165,11 +179,13 @@ def eval_batches(
   max_examples: int = 0,
   process_index: int | None = None,
   process_count: int | None = None,
+  keys: tuple[str, ...] = TRAIN_KEYS,
 ) -> Iterator[dict[str, np.ndarray]]:
   """This host's rows of fixed-order, unaugmented global batches over a split.
 
   The last global batch is padded (`data.batching`); `mask` (b,) is 1.0 on real rows so metrics
-  average exactly over the split (or its first `max_examples`).
+  average exactly over the split (or its first `max_examples`). `keys`: the fields of
+  `to_model_inputs` a batch carries.
   """
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
@@ -182,7 +198,7 @@ def eval_batches(
     # A host whose rows all fall past the end still sends a (fully masked) batch: every host
     # must take part in each sharded step.
     rows = [to_model_inputs(source[i]) for i in (real or [n - 1])]
-    batch = {k: batching.pad_rows(np.stack([r[k] for r in rows]), local) for k in TRAIN_KEYS}
+    batch = {k: batching.pad_rows(np.stack([r[k] for r in rows]), local) for k in keys}
     batch[batching.MASK] = (np.arange(local) < len(real)).astype(np.float32)
     yield batch
 

@@ -13,6 +13,11 @@ Each record is one painting/clip pair with the features in `make_features`. The 
 `audio/spectrogram.py` exactly; its parameters are in `pix2pitch_meta.json` under `mel_params`, so
 generation inverts what was built. No TensorFlow is needed to write or read.
 
+Datasets built with audio (`DatasetMeta.stores_audio`; data_prep's `--store_audio`, on for the
+built-in demo corpora) also carry each clip's waveform as 16-bit PCM (`audio`, `clip_samples`
+values): what a neural vocoder trains on (training/vocoder_task.py). Datasets without it read as
+before, and everything but the vocoder ignores it.
+
 Painting and mel are stored as raw bytes (uint8 pixels, float16 values) in uncompressed records:
 decoding is a copy, about 5x less host CPU per example than the PNG paintings and zstd-compressed
 records of the first format, for ~10-30 % more disk (docs/training.md, "Input pipeline"). Datasets
@@ -45,16 +50,29 @@ META_FILE = 'pix2pitch_meta.json'
 SPLITS = ('train', 'validation', 'test')
 # The mel is stored as float16: 2 bytes/pixel, ample for values in [-1, 1] (step <= 5e-4).
 MEL_DTYPE = np.float16
+# The optional clip waveform: 16-bit PCM, full scale 32767 (~2 bytes a sample, 176 kB per 4 s clip
+# at 22 050 Hz).
+AUDIO_DTYPE = np.int16
+AUDIO_FULL_SCALE = 32767.0
 # Uncompressed: the painting and mel bytes barely compress, and zstd would cost decode time.
 RECORD_OPTIONS = 'group_size:1,uncompressed'
 
 
-def make_features(image_size: int, era_names: Sequence[str]):
-  """The TFDS feature spec of one example."""
+def make_features(image_size: int, era_names: Sequence[str], audio_samples: int = 0):
+  """The TFDS feature spec of one example; with `audio_samples` > 0 also the clip's waveform."""
   import tensorflow_datasets as tfds
 
+  audio = {}
+  if audio_samples > 0:
+    audio['audio'] = tfds.features.Tensor(
+      shape=(audio_samples,),
+      dtype=AUDIO_DTYPE,
+      encoding='bytes',
+      doc='The clip the mel was computed from: mono 16-bit PCM at the dataset sample rate.',
+    )
   return tfds.features.FeaturesDict(
     {
+      **audio,
       'painting': tfds.features.Tensor(
         shape=(image_size, image_size, 3),
         dtype=np.uint8,
@@ -87,10 +105,17 @@ class DatasetMeta:
   era_names: tuple[str, ...]
   source: str = ''  # e.g. 'demo:synesthesia', 'wikiart+maestro'
   extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+  stores_audio: bool = False  # every record has `audio`, the clip as 16-bit PCM
 
   @property
   def image_size(self) -> int:
     return self.mel_params.image_size
+
+  def features(self):
+    """The TFDS feature spec of this dataset's examples."""
+    if self.stores_audio:
+      return make_features(self.image_size, self.era_names, self.mel_params.clip_samples)
+    return make_features(self.image_size, self.era_names)
 
   def to_json(self) -> str:
     return json.dumps(
@@ -99,6 +124,7 @@ class DatasetMeta:
         'era_names': list(self.era_names),
         'source': self.source,
         'extra': self.extra,
+        'stores_audio': self.stores_audio,
       },
       indent=2,
       sort_keys=True,
@@ -112,6 +138,7 @@ class DatasetMeta:
       era_names=tuple(d['era_names']),
       source=d.get('source', ''),
       extra=d.get('extra', {}),
+      stores_audio=bool(d.get('stores_audio', False)),
     )
 
 
@@ -123,9 +150,24 @@ def shard_path(
   )
 
 
+def audio_to_pcm(y: Any) -> np.ndarray:
+  """Float audio in [-1, 1] (clipped) -> the stored int16 PCM."""
+  y = np.clip(np.asarray(y, np.float32), -1.0, 1.0)
+  return np.round(y * AUDIO_FULL_SCALE).astype(AUDIO_DTYPE)
+
+
+def pcm_to_audio(pcm: Any) -> np.ndarray:
+  """The stored int16 PCM -> float32 audio in [-1, 1]."""
+  return np.asarray(pcm, np.float32) / AUDIO_FULL_SCALE
+
+
 def serialize_example(features, example: dict[str, Any]) -> bytes:
-  """Encode one example dict (painting a uint8 (S, S, 3) array) to record bytes."""
+  """Encode one example dict (painting a uint8 (S, S, 3) array) to record bytes. An `audio`
+  entry (float in [-1, 1], or int16 PCM) is stored as PCM when `features` has the field."""
   example = dict(example)
+  if 'audio' in example:
+    audio = np.asarray(example['audio'])
+    example['audio'] = audio if audio.dtype == AUDIO_DTYPE else audio_to_pcm(audio)
   painting = np.asarray(example['painting'])
   if painting.dtype != np.uint8:
     raise ValueError(f'painting must be a uint8 array, got {painting.dtype}')
@@ -166,7 +208,7 @@ def write_metadata(data_dir: str | os.PathLike, meta: DatasetMeta, description: 
   # TensorFlow for array_record files.
   tfds.folder_dataset.write_metadata(
     data_dir=data_dir,
-    features=make_features(meta.image_size, meta.era_names),
+    features=meta.features(),
     split_infos=_split_infos(data_dir),
     check_data=False,
     description=description or 'Paintings paired with log-mel clips of music of the same era.',
@@ -241,7 +283,7 @@ def write_split(
   num_shards: int = 1,
 ) -> None:
   """Write a whole small split in one go (tests and tiny corpora); then call `write_metadata`."""
-  features = make_features(meta.image_size, meta.era_names)
+  features = meta.features()
   pathlib.Path(data_dir).mkdir(parents=True, exist_ok=True)
   for i in range(num_shards):
     write_shard(
@@ -341,26 +383,44 @@ def open_split(data_dir: str | os.PathLike, split: str) -> DecodedSource:
   return DecodedSource(data_dir, split)
 
 
+# The fields `TrainFieldsSource` can parse, and how.
+TRAIN_FIELDS = ('painting', 'mel', 'era', 'audio')
+
+
 class TrainFieldsSource:
-  """Random-access painting (uint8 (S, S, 3)), mel (float16 (S, S)) and era of a split in the raw
-  format, parsed straight from each record's tf.train.Example: no decoding of the ids and notes
-  that training never reads, no per-feature Python of TFDS' generic decoder. ~1.6x the examples
-  per CPU-second of `DecodedSource` (bench/input_pipeline.py); the same arrays (tests).
+  """Random-access training fields of a split in the raw format (by default painting uint8
+  (S, S, 3), mel float16 (S, S) and era; `fields` may also name `audio`, int16 (clip_samples,)),
+  parsed straight from each record's tf.train.Example: no decoding of the ids and notes that
+  training never reads, no per-feature Python of TFDS' generic decoder. ~1.6x the examples per
+  CPU-second of `DecodedSource` (bench/input_pipeline.py); the same arrays (tests).
   """
 
   png_paintings = False
 
-  def __init__(self, data_dir: str | os.PathLike, split: str):
+  def __init__(
+    self,
+    data_dir: str | os.PathLike,
+    split: str,
+    fields: Sequence[str] = ('painting', 'mel', 'era'),
+  ):
     import tensorflow_datasets as tfds
 
-    self.data_dir, self.split = str(data_dir), split
+    self.data_dir, self.split, self.fields = str(data_dir), split, tuple(fields)
+    unknown = set(self.fields) - set(TRAIN_FIELDS)
+    if unknown:
+      raise ValueError(f'unknown training fields {sorted(unknown)}; choose from {TRAIN_FIELDS}')
     builder = tfds.builder_from_directory(self.data_dir)
     if split not in builder.info.splits:
       raise ValueError(f'split {split!r} not in {self.data_dir}: has {sorted(builder.info.splits)}')
-    painting = builder.info.features['painting']
-    if not isinstance(painting, tfds.features.Tensor):
+    missing = set(self.fields) - set(builder.info.features.keys())
+    if missing:
+      raise ValueError(f'{self.data_dir} stores no {", ".join(sorted(missing))}')
+    mel = builder.info.features['mel']
+    if not isinstance(mel, tfds.features.Tensor) or not isinstance(
+      builder.info.features['painting'], tfds.features.Tensor
+    ):
       raise ValueError(f'{self.data_dir} is not in the raw format (PNG paintings)')
-    self._size = painting.shape[0]
+    self._size = mel.shape[0]
     self._source = builder.as_data_source(
       split=split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
     )
@@ -373,33 +433,48 @@ class TrainFieldsSource:
 
     feature = tf_example_pb2.Example.FromString(self._source[index]).features.feature
     s = self._size
-    return {
-      'painting': np.frombuffer(feature['painting'].bytes_list.value[0], np.uint8).reshape(s, s, 3),
-      'mel': np.frombuffer(feature['mel'].bytes_list.value[0], MEL_DTYPE).reshape(s, s),
-      'era': feature['era'].int64_list.value[0],
-    }
+    out: dict[str, Any] = {}
+    for name in self.fields:
+      if name == 'painting':
+        out[name] = np.frombuffer(feature[name].bytes_list.value[0], np.uint8).reshape(s, s, 3)
+      elif name == 'mel':
+        out[name] = np.frombuffer(feature[name].bytes_list.value[0], MEL_DTYPE).reshape(s, s)
+      elif name == 'audio':
+        out[name] = np.frombuffer(feature[name].bytes_list.value[0], AUDIO_DTYPE)
+      else:
+        out[name] = feature[name].int64_list.value[0]
+    return out
 
   def __repr__(self) -> str:
     return f'TrainFieldsSource({self.data_dir!r}, split={self.split!r}, len={len(self)})'
 
   def __getstate__(self):
-    return {'data_dir': self.data_dir, 'split': self.split}
+    return {'data_dir': self.data_dir, 'split': self.split, 'fields': self.fields}
 
   def __setstate__(self, state):
-    self.__init__(state['data_dir'], state['split'])
+    self.__init__(
+      state['data_dir'], state['split'], state.get('fields', ('painting', 'mel', 'era'))
+    )
 
 
 def open_train_split(
-  data_dir: str | os.PathLike, split: str = 'train'
+  data_dir: str | os.PathLike,
+  split: str = 'train',
+  fields: Sequence[str] = ('painting', 'mel', 'era'),
 ) -> TrainFieldsSource | DecodedSource:
-  """painting, mel and era of a split, as fast as its format allows: `TrainFieldsSource` for the
-  raw format, the full TFDS decode (`DecodedSource`, `png_paintings`) for the first format."""
+  """`fields` of a split, as fast as its format allows: `TrainFieldsSource` for the raw format,
+  the full TFDS decode (`DecodedSource`, `png_paintings`) for the first format."""
   import tensorflow_datasets as tfds
 
   features = tfds.builder_from_directory(str(data_dir)).info.features
   if isinstance(features['painting'], tfds.features.Tensor):
-    return TrainFieldsSource(data_dir, split)
+    return TrainFieldsSource(data_dir, split, fields)
   return DecodedSource(data_dir, split)
+
+
+def stores_audio(data_dir: str | os.PathLike) -> bool:
+  """Whether the dataset's records carry the clip waveform (`audio`)."""
+  return read_meta(data_dir).stores_audio
 
 
 def available_splits(data_dir: str | os.PathLike) -> list[str]:
@@ -410,7 +485,7 @@ def available_splits(data_dir: str | os.PathLike) -> list[str]:
 
 
 # Array fields and the dtype `read_split` stacks them to; the rest come back as lists.
-_STACKED = {'painting': np.uint8, 'mel': np.float32, 'era': np.int32}
+_STACKED = {'painting': np.uint8, 'mel': np.float32, 'era': np.int32, 'audio': AUDIO_DTYPE}
 
 
 def read_split(
@@ -422,7 +497,8 @@ def read_split(
 ) -> dict[str, Any]:
   """A split (or its first `max_examples`) in memory: the one reader for whole-split jobs.
 
-  Array fields (painting uint8 (N,S,S,3), mel float32 (N,S,S), era int32 (N,)) are stacked;
+  Array fields (painting uint8 (N,S,S,3), mel float32 (N,S,S), era int32 (N,), audio int16
+  (N, clip_samples) where stored) are stacked;
   string fields (painting_id, notes_json, ...) come back as lists of str ('' when absent).
   ValueError when the split has no examples.
   """

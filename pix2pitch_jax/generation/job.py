@@ -312,6 +312,7 @@ def generate(
   era: str | None = None,
   weights: str = 'ema',
   vocoder_names: Sequence[str] = (vocoders.DEFAULT,),
+  vocoder_workdir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
   """Turn a folder of images or a dataset split into WAVs, spectrogram PNGs and index.html.
 
@@ -319,7 +320,8 @@ def generate(
   folder; split examples use their own label. `batch_size` is per process (rounded up to its
   device count). `weights`: the generator's moving average ('ema', when the run kept one) or its
   weights ('raw'); `inference.load_generator`. `vocoder_names`: every way to turn the mels into
-  sound (`vocoders.py`); the first is the card's main player. In a multi-process job every process
+  sound (`vocoders.py`); the first is the card's main player; `vocoder_workdir`: the trained
+  neural vocoder (default `<workdir>/vocoder`). In a multi-process job every process
   calls this with the same arguments.
 
   Returns {'index_html', 'manifest', 'out_dir', 'step', 'count', 'skipped': [(path, reason)],
@@ -352,6 +354,7 @@ def generate(
     griffin_lim_iters=griffin_lim_iters,
     batch_size=batch_size,
     mesh=generator.mesh,
+    vocoder_workdir=None if vocoder_workdir is None else os.fspath(vocoder_workdir),
   )
   # Built before anything is generated: a missing vocoder or soundfont stops here, in one line.
   built = {name: vocoders.build(name, context) for name in vocoder_names}

@@ -3,7 +3,7 @@
     griffin_lim  the thesis' method: NNLS mel -> linear magnitude, fast Griffin-Lim phase (JAX)
     midi         the MIDI route: notes read off the mel -> a .mid file -> FluidSynth with the best
                  General MIDI soundfont installed (pix2pitch_jax/audio/mel_to_midi.py)
-    neural       a vocoder trained on the dataset's own music (registered by its module)
+    neural       a vocoder trained on the dataset's own music (inference_vocoder.py)
 
 A vocoder is built once per job by its factory, `factory(context) -> Vocoder`: the factory finds
 what it needs (a trained model in the workdir, FluidSynth and a soundfont) and raises
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pix2pitch_jax import inference
+from pix2pitch_jax import inference, inference_vocoder
 from pix2pitch_jax.audio import mel_to_midi, soundfont
 from pix2pitch_jax.core import cli
 from pix2pitch_jax.data import records
@@ -45,6 +45,8 @@ class VocoderContext:
   griffin_lim_iters: int = 64
   batch_size: int = inference.DEFAULT_BATCH_SIZE
   mesh: Any = None
+  # The neural vocoder's training workdir; None: `<workdir>/vocoder` (inference_vocoder).
+  vocoder_workdir: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,13 +179,41 @@ def _midi(context: VocoderContext) -> Vocoder:
   return MidiRoute(context, font)
 
 
-def _no_neural_vocoder(context: VocoderContext) -> Vocoder:
-  raise VocoderUnavailable(
-    f'no trained vocoder: none is found in {context.workdir} and this build has no neural '
-    'vocoder yet; use --vocoder=griffin_lim or --vocoder=midi'
-  )
+@dataclasses.dataclass
+class NeuralVocoder:
+  context: VocoderContext
+  loaded: inference_vocoder.LoadedVocoder
+
+  @property
+  def about(self) -> dict[str, Any]:
+    return {
+      'method': 'neural vocoder (Vocos-style, trained on the dataset)',
+      **self.loaded.describe(),
+    }
+
+  def render(self, mels: np.ndarray, indices: np.ndarray) -> Rendering:
+    del indices  # deterministic: the clip depends on its mel alone
+    clips = self.loaded.mels_to_audio(mels, batch_size=self.context.batch_size)
+    return Rendering(clips)
+
+
+def _neural(context: VocoderContext) -> Vocoder:
+  """A vocoder trained with `family='vocoder'`: `context.vocoder_workdir`, else
+  `<workdir>/vocoder`; it must have been trained on mels made like this dataset's."""
+  found = inference_vocoder.find_vocoder_workdir(context.workdir, context.vocoder_workdir)
+  if found is None:
+    raise VocoderUnavailable(
+      f'no trained vocoder: none in {context.workdir}/{inference_vocoder.DEFAULT_SUBDIR}'
+      '; give --vocoder_workdir=<a vocoder training workdir> or use --vocoder=griffin_lim'
+    )
+  loaded = inference_vocoder.load_vocoder(found)
+  try:
+    loaded.check_compatible(context.meta.mel_params)
+  except ValueError as e:
+    raise VocoderUnavailable(str(e)) from e
+  return NeuralVocoder(context, loaded)
 
 
 register('griffin_lim', _griffin_lim)
 register('midi', _midi)
-register('neural', _no_neural_vocoder)  # replaced when the trained vocoder lands
+register('neural', _neural)

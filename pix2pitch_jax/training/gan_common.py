@@ -1,6 +1,7 @@
 """What the GAN families (pix2pix, CycleGAN) share: Adam on pix2pix's `lr_policy linear`, the GAN
 losses, the generator's moving average, and running an NNX module in training mode on pure-dict
-variables. One copy, so the families cannot drift apart.
+variables. One copy, so the families cannot drift apart. The neural vocoder (not a GAN) uses the
+lr policy, the init PRNG and the moving average from here too.
 """
 
 from __future__ import annotations

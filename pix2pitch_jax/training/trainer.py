@@ -11,11 +11,12 @@ from typing import Any
 
 import ml_collections
 
-from pix2pitch_jax.training import cyclegan_task, loop, pix2pix_task
+from pix2pitch_jax.training import cyclegan_task, loop, pix2pix_task, vocoder_task
 
 FAMILIES: dict[str, Any] = {
   'pix2pix': pix2pix_task.Pix2PixTask,
   'cyclegan': cyclegan_task.CycleGANTask,
+  'vocoder': vocoder_task.VocoderTask,
 }
 
 
