@@ -25,6 +25,8 @@ from conftest import EXPERIMENTS, TINY_ERAS, TinyRuleGenerator
 # The tiny dataset's audio parameters (conftest.write_tiny_dataset), so a generator stub of that
 # dataset and this vocoder agree.
 PARAMS = spectrogram.MelParams(image_size=32, clip_seconds=2.0, n_fft=512)
+# One worker runs this module, so its trained vocoder is built once (`make test`: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group('vocoder')
 
 
 def _tones(rng: np.random.Generator) -> np.ndarray:
