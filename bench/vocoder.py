@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 import jax
 import numpy as np
 from absl import app, flags, logging
+from etils import epath
 
 from pix2pitch_jax import inference, inference_vocoder
 from pix2pitch_jax.audio import numba_cache, spectrogram, stft_distance, transcription
@@ -102,7 +103,7 @@ def reference_notes(data_dir: str, split_rows: dict, clip_seconds: float) -> lis
   notes_json, or None when neither is known."""
   import pretty_midi
 
-  midi_root = os.path.join(data_dir, '.data_prep', 'music21')
+  midi_root = epath.Path(data_dir) / '.data_prep' / 'music21'
   out = []
   cache: dict[str, list] = {}
   for source, offset, notes_json in zip(
@@ -111,12 +112,13 @@ def reference_notes(data_dir: str, split_rows: dict, clip_seconds: float) -> lis
     if notes_json:
       out.append(transcription.parse_notes_json(notes_json, clip_seconds))
       continue
-    path = os.path.join(midi_root, source)
-    if not os.path.isfile(path):
+    path = midi_root / source
+    if not path.is_file():
       out.append(None)
       continue
     if source not in cache:
-      midi = pretty_midi.PrettyMIDI(path)
+      with path.open('rb') as f:
+        midi = pretty_midi.PrettyMIDI(f)
       cache[source] = [(n.start, n.end, n.pitch) for i in midi.instruments for n in i.notes]
     offset = float(offset or 0.0)  # read_split gives '' for a 0.0 it does not stack
     rows = sorted(

@@ -119,6 +119,17 @@ def _shuffled(ds: grain.MapDataset, seed: int, shuffle_buffer: int) -> grain.Map
   return shuffle_lib.WindowShuffleMapDataset(ds, window_size=shuffle_buffer, seed=seed)
 
 
+def stream_options(config, start_step: int) -> dict[str, Any]:
+  """The `train_dataset` arguments every model family takes from its config (all but the data
+  dir, the seed and the fields)."""
+  return dict(
+    global_batch_size=config.batch_size,
+    shuffle_buffer=config.input.shuffle_buffer,
+    workers=config.input.workers,
+    start_step=start_step,
+  )
+
+
 def train_dataset(
   data_dir: str,
   *,

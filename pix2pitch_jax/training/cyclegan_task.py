@@ -449,26 +449,16 @@ class CycleGANTask:
 
   def train_iterator(self, start_step: int) -> Iterator[dict[str, Any]]:
     c = self.config
-    return input_pipeline.UnpairedBatches(
-      c.data_dir,
-      seed=c.seed,
-      global_batch_size=c.batch_size,
-      shuffle_buffer=c.input.shuffle_buffer,
-      workers=c.input.workers,
-      start_step=start_step,
-    )
+    options = input_pipeline.stream_options(c, start_step)
+    return input_pipeline.UnpairedBatches(c.data_dir, seed=c.seed, **options)
 
   def evaluate(
     self, state: State, *, mesh, state_shardings, log: summaries.TrainingSummaries, step: int
   ) -> dict[str, float]:
     """Validation cycle errors (both ways) and a few examples of both directions."""
     if self._eval_fn is None:
-      data, repl = sharding.data_sharding(mesh), sharding.replicated(mesh)
-      self._eval_fn = jax.jit(
-        functools.partial(eval_step, self.nets),
-        in_shardings=(state_shardings, data),
-        out_shardings=(repl, data),
-      )
+      step_fn = functools.partial(eval_step, self.nets)
+      self._eval_fn = loop.jit_eval_step(step_fn, mesh, state_shardings)
     errors, images = validation_cycle_errors(self._eval_fn, state, self.config, mesh)
     log.scalars(step, errors)
     if images:

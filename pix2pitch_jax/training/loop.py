@@ -184,6 +184,13 @@ def jit_train_step(task: Task, mesh, state_shardings):
   )
 
 
+def jit_eval_step(eval_step, mesh, state_shardings):
+  """A family's `eval_step(state, batch) -> (scalars, per-row outputs)` jitted for the loop's
+  state shardings: scalars replicated, per-row outputs sharded like the batch."""
+  data, repl = sharding.data_sharding(mesh), sharding.replicated(mesh)
+  return jax.jit(eval_step, in_shardings=(state_shardings, data), out_shardings=(repl, data))
+
+
 def _restore_or_init(task: Task, mesh, *, ckpt) -> tuple[State, Any]:
   target, shardings = abstract_state(task, mesh)
   restored = ckpt.restore(target, fallback=task.config.restore_fallback)

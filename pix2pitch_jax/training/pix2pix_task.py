@@ -320,28 +320,16 @@ class Pix2PixTask:
 
   def train_iterator(self, start_step: int) -> Iterator[dict[str, Any]]:
     c = self.config
-    return iter(
-      input_pipeline.train_dataset(
-        c.data_dir,
-        global_batch_size=c.batch_size,
-        seed=c.seed,
-        shuffle_buffer=c.input.shuffle_buffer,
-        workers=c.input.workers,
-        start_step=start_step,
-      )
-    )
+    options = input_pipeline.stream_options(c, start_step)
+    return iter(input_pipeline.train_dataset(c.data_dir, seed=c.seed, **options))
 
   def evaluate(
     self, state: State, *, mesh, state_shardings, log: summaries.TrainingSummaries, step: int
   ) -> dict[str, float]:
     """Validation L1 (running BN statistics, no dropout) and a few examples for TensorBoard."""
     if self._eval_fn is None:
-      data, repl = sharding.data_sharding(mesh), sharding.replicated(mesh)
-      self._eval_fn = jax.jit(
-        functools.partial(eval_step, self.nets),
-        in_shardings=(state_shardings, data),
-        out_shardings=(repl, data),
-      )
+      step_fn = functools.partial(eval_step, self.nets)
+      self._eval_fn = loop.jit_eval_step(step_fn, mesh, state_shardings)
     val_l1, images = validation_l1(self._eval_fn, state, self.config, mesh)
     log.scalars(step, {'val_L1': val_l1})
     if images:

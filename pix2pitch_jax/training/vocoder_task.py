@@ -275,17 +275,8 @@ class VocoderTask:
 
   def train_iterator(self, start_step: int) -> Iterator[dict[str, Any]]:
     c = self.config
-    return iter(
-      input_pipeline.train_dataset(
-        c.data_dir,
-        global_batch_size=c.batch_size,
-        seed=c.seed,
-        shuffle_buffer=c.input.shuffle_buffer,
-        workers=c.input.workers,
-        start_step=start_step,
-        fields=FIELDS,
-      )
-    )
+    options = input_pipeline.stream_options(c, start_step)
+    return iter(input_pipeline.train_dataset(c.data_dir, seed=c.seed, fields=FIELDS, **options))
 
   def evaluate(
     self, state: State, *, mesh, state_shardings, log: summaries.TrainingSummaries, step: int
@@ -293,12 +284,8 @@ class VocoderTask:
     """Validation MR-STFT distance of whole clips; a few clips and their originals as audio."""
     c = self.config
     if self._eval_fn is None:
-      data, repl = sharding.data_sharding(mesh), sharding.replicated(mesh)
-      self._eval_fn = jax.jit(
-        functools.partial(eval_step, self.nets, self.meta.mel_params),
-        in_shardings=(state_shardings, data),
-        out_shardings=(repl, data),
-      )
+      step_fn = functools.partial(eval_step, self.nets, self.meta.mel_params)
+      self._eval_fn = loop.jit_eval_step(step_fn, mesh, state_shardings)
     total = count = 0.0
     shown: dict[str, np.ndarray] = {}
     for batch in input_pipeline.eval_batches(
