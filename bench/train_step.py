@@ -3,8 +3,10 @@ r"""Benchmark one pix2pix training step (D then G update) at the paper's size.
     python bench/train_step.py [--size=256] [--batch=1,8] [--steps=5] [--dtype=float32]
                                [--conv_impl=auto]
 
-For each batch size prints compile time, median step time, examples/s, XLA's FLOP count per
-step (cost analysis of the compiled program), achieved FLOP/s, memory, and a last line
+For each batch size prints compile time, median step time, examples/s, the model FLOPs per step
+(convolutions and matmuls counted from the jaxpr of the step with native convolutions: the same
+on every backend and for every `--conv_impl`; XLA's cost analysis of the compiled program beside
+it, which on GPU misses the cuDNN/cuBLAS calls), achieved FLOP/s, memory, and a last line
 
     train_step size=S batch=B step_s=<median> examples_per_s=<x> mfu=<y|n/a>
 
@@ -12,6 +14,7 @@ MFU is reported on GPU/TPU against the device's peak dense bf16 FLOP/s (table be
 CPU. Uses synthetic data and all local devices (the batch is sharded over them).
 """
 
+import math
 import os
 import statistics
 import sys
@@ -29,7 +32,7 @@ _CONV_IMPL = flags.DEFINE_enum(
   'conv_impl',
   'auto',
   ['auto', 'gemm', 'phases', 'depth_to_space', 'native'],
-  'Strided-conv formulation (models/pix2pix.py); auto: gemm on CPU, native on GPU/TPU.',
+  'Strided-conv formulation (models/pix2pix.py); auto: gemm on CPU, phases on GPU, native on TPU.',
 )
 _NGF = flags.DEFINE_integer('ngf', 64, 'Generator width.')
 _NDF = flags.DEFINE_integer('ndf', 64, 'Discriminator width.')
@@ -60,7 +63,43 @@ def peak_flops(device) -> float | None:
   return None
 
 
-def _flops(compiled) -> float | None:
+def _jaxpr_flops(jaxpr) -> float:
+  """FLOPs of the convolutions and matmuls of a jaxpr (2 per multiply-add), nested jaxprs included.
+
+  Counted from the program as written, so the figure is the same on every backend: XLA's compiled
+  cost analysis on GPU does not count the cuDNN/cuBLAS calls that do the work. Elementwise work
+  (norms, activations, the optimiser) is left out; at 256^2 it is under 1 % of the step.
+  """
+  total = 0.0
+  for eqn in jaxpr.eqns:
+    name = eqn.primitive.name
+    if name == 'conv_general_dilated':
+      out, rhs = eqn.outvars[0].aval.shape, eqn.invars[1].aval.shape
+      out_channels = rhs[eqn.params['dimension_numbers'].rhs_spec[0]]
+      # A transposed (input-dilated) convolution multiplies only the input's real pixels, not the
+      # zeros the dilation puts between them.
+      dilation = math.prod(eqn.params['lhs_dilation'])
+      total += 2.0 * math.prod(out) * math.prod(rhs) / out_channels / dilation
+    elif name == 'dot_general':
+      (contracting, _), _ = eqn.params['dimension_numbers']
+      lhs = eqn.invars[0].aval.shape
+      total += 2.0 * math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in contracting)
+    repeats = eqn.params.get('length', 1) if name == 'scan' else 1
+    for sub in _sub_jaxprs(eqn.params):
+      total += repeats * _jaxpr_flops(sub)
+  return total
+
+
+def _sub_jaxprs(params: dict):
+  for value in params.values():
+    for item in value if isinstance(value, (tuple, list)) else (value,):
+      if hasattr(item, 'eqns'):  # Jaxpr
+        yield item
+      elif hasattr(item, 'jaxpr') and hasattr(item.jaxpr, 'eqns'):  # ClosedJaxpr
+        yield item.jaxpr
+
+
+def _compiled_flops(compiled) -> float | None:
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):  # older jax: one dict per program
     cost = cost[0] if cost else None
@@ -86,8 +125,8 @@ def _memory_mb(compiled, device) -> str:
   return ', '.join(parts) or 'n/a'
 
 
-def bench_one(size: int, batch: int) -> str:
-  import jax
+def _train_step(size: int, batch: int, conv_impl: str):
+  """(the jitted pix2pix step, its initial state, one synthetic batch on the devices)."""
   import numpy as np
 
   from pix2pitch_jax.audio import spectrogram
@@ -98,17 +137,12 @@ def bench_one(size: int, batch: int) -> str:
 
   config = configs.default_config()
   config.image_size, config.batch_size, config.dtype = size, batch, _DTYPE.value
-  config.model.ngf, config.model.ndf, config.model.conv_impl = (
-    _NGF.value,
-    _NDF.value,
-    _CONV_IMPL.value,
-  )
+  config.model.ngf, config.model.ndf, config.model.conv_impl = _NGF.value, _NDF.value, conv_impl
   meta = records.DatasetMeta(spectrogram.MelParams(image_size=size), ('a', 'b'))
   mesh = sharding.make_mesh()
   sharding.check_global_batch(batch, mesh)
   task = pix2pix_task.Pix2PixTask(config, meta)
   state, shardings = loop.create_state(task, mesh)
-  train_fn = loop.jit_train_step(task, mesh, shardings)
   rng = np.random.default_rng(0)
   # As the input pipeline ships it: stored bytes + global indices (augmented in the step).
   batch_np = {
@@ -118,9 +152,25 @@ def bench_one(size: int, batch: int) -> str:
     'index': np.arange(batch, dtype=np.uint32),
   }
   data = sharding.shard_batch(batch_np, mesh)
+  return task, loop.jit_train_step(task, mesh, shardings), state, data
+
+
+def model_flops(size: int, batch: int) -> float:
+  """The step's FLOPs as the model defines them: counted on the `native` formulation (strided and
+  transposed convolutions), whatever formulation is timed, so MFU compares across formulations."""
+  _, train_fn, state, data = _train_step(size, batch, 'native')
+  return _jaxpr_flops(train_fn.trace(state, data).jaxpr.jaxpr)
+
+
+def bench_one(size: int, batch: int) -> tuple[str, float]:
+  """Time the step at `batch`: (the summary line, the median step seconds)."""
+  import jax
+
+  task, train_fn, state, data = _train_step(size, batch, _CONV_IMPL.value)
 
   t0 = time.perf_counter()
-  compiled = train_fn.lower(state, data).compile()
+  traced = train_fn.trace(state, data)
+  compiled = traced.lower().compile()
   compile_s = time.perf_counter() - t0
   state, metrics = compiled(state, data)  # warm-up
   jax.block_until_ready(metrics)
@@ -131,7 +181,8 @@ def bench_one(size: int, batch: int) -> str:
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - t0)
   step_s = statistics.median(times)
-  flops = _flops(compiled)
+  flops = model_flops(size, batch)
+  xla_flops = _compiled_flops(compiled)
   device = jax.devices()[0]
   peak = peak_flops(device)
   achieved = flops / step_s if flops else None
@@ -146,8 +197,9 @@ def bench_one(size: int, batch: int) -> str:
     f'(min {min(times):.4f}, max {max(times):.4f}, n={len(times)})'
   )
   print(
-    f'examples_per_s={batch / step_s:.2f}  flops_per_step='
-    f'{flops / 1e9 if flops else float("nan"):.1f} GFLOP  achieved='
+    f'examples_per_s={batch / step_s:.2f}  model flops_per_step={flops / 1e9:.1f} GFLOP '
+    f'(XLA cost analysis of the compiled step: '
+    f'{xla_flops / 1e9 if xla_flops else float("nan"):.1f})  achieved='
     f'{achieved / 1e9 if achieved else float("nan"):.1f} GFLOP/s'
   )
   print(f'memory: {_memory_mb(compiled, device)}')
@@ -155,10 +207,11 @@ def bench_one(size: int, batch: int) -> str:
     f'losses after {len(times) + 1} steps: G_L1={float(metrics["G_L1"]):.4f} '
     f'D_real={float(metrics["D_real"]):.4f}'
   )
-  return (
+  line = (
     f'train_step size={size} batch={batch} step_s={step_s:.4f} '
     f'examples_per_s={batch / step_s:.2f} mfu={mfu}'
   )
+  return line, step_s
 
 
 def _torch_pix2pix(size: int, ngf: int, ndf: int):
@@ -218,49 +271,71 @@ def _torch_pix2pix(size: int, ngf: int, ndf: int):
   return generator, discriminator
 
 
+def _torch_device() -> str:
+  """PyTorch runs where JAX runs: on the GPU when JAX's backend is one and torch sees CUDA."""
+  import jax
+  import torch
+
+  return 'cuda' if jax.default_backend() == 'gpu' and torch.cuda.is_available() else 'cpu'
+
+
 def torch_step_seconds(size: int, batch: int, steps: int) -> float | None:
-  """Median seconds of pix2pix's optimize_parameters (D then G) in PyTorch on CPU, or None."""
+  """Median seconds of pix2pix's optimize_parameters (D then G) in PyTorch (on the GPU under
+  bf16 autocast when JAX runs there in bf16; on the CPU otherwise), or None."""
   try:
     import torch
   except ImportError:
     return None
-  g, d = _torch_pix2pix(size, _NGF.value, _NDF.value)
+  device = _torch_device()
+  torch.backends.cudnn.benchmark = True  # PyTorch's best convolution algorithms, as ours are
+  g, d = (m.to(device) for m in _torch_pix2pix(size, _NGF.value, _NDF.value))
   opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
   opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
   bce, l1 = torch.nn.BCEWithLogitsLoss(), torch.nn.L1Loss()
-  a, b = torch.rand(batch, 3, size, size) * 2 - 1, torch.rand(batch, 1, size, size) * 2 - 1
+  a = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+  b = torch.rand(batch, 1, size, size, device=device) * 2 - 1
+  autocast = torch.autocast(
+    device, dtype=torch.bfloat16, enabled=device == 'cuda' and _DTYPE.value == 'bfloat16'
+  )
   times = []
-  for _ in range(steps + 1):
+  for _ in range(steps + 3):  # three warm-ups: cudnn.benchmark tries algorithms first
     t0 = time.perf_counter()
-    fake = g(a)
-    opt_d.zero_grad()
-    pred_fake, pred_real = d(torch.cat([a, fake.detach()], 1)), d(torch.cat([a, b], 1))
-    loss_d = 0.5 * (
-      bce(pred_fake, torch.zeros_like(pred_fake)) + bce(pred_real, torch.ones_like(pred_real))
-    )
+    with autocast:
+      fake = g(a)
+      opt_d.zero_grad()
+      pred_fake, pred_real = d(torch.cat([a, fake.detach()], 1)), d(torch.cat([a, b], 1))
+      loss_d = 0.5 * (
+        bce(pred_fake, torch.zeros_like(pred_fake)) + bce(pred_real, torch.ones_like(pred_real))
+      )
     loss_d.backward()
     opt_d.step()
-    opt_g.zero_grad()
-    pred = d(torch.cat([a, fake], 1))
-    loss_g = bce(pred, torch.ones_like(pred)) + 100 * l1(fake, b)
+    with autocast:
+      opt_g.zero_grad()
+      pred = d(torch.cat([a, fake], 1))
+      loss_g = bce(pred, torch.ones_like(pred)) + 100 * l1(fake, b)
     loss_g.backward()
     opt_g.step()
+    if device == 'cuda':
+      torch.cuda.synchronize()
     times.append(time.perf_counter() - t0)
-  return statistics.median(times[1:])
+  return statistics.median(times[3:])
 
 
 def main(argv):
   del argv
   lines = []
   for b in _BATCH.value:
-    lines.append(bench_one(_SIZE.value, int(b)))
+    line, step_s = bench_one(_SIZE.value, int(b))
+    lines.append(line)
     torch_s = torch_step_seconds(_SIZE.value, int(b), _STEPS.value) if _TORCH.value else None
     if torch_s is not None:
       import torch
 
+      where = 'GPU' if _torch_device() == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
       print(
-        f'pytorch {torch.__version__} same recipe (CPU, {torch.get_num_threads()} threads): '
-        f'step_s median={torch_s:.4f}  examples_per_s={int(b) / torch_s:.2f}'
+        f'pytorch {torch.__version__} same recipe ({where}): '
+        f'step_s median={torch_s:.4f}  examples_per_s={int(b) / torch_s:.2f}  '
+        f'ratio ours/pytorch={step_s / torch_s:.2f}'
       )
   for line in lines[:-1]:
     print(line)

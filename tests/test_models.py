@@ -164,16 +164,16 @@ def test_bad_options_fail_clearly():
 
 @pytest.mark.parametrize(
   'platform, expected',
-  [('cpu', 'gemm'), ('gpu', 'native'), ('cuda', 'native'), ('rocm', 'native'), ('tpu', 'native')],
+  [('cpu', 'gemm'), ('gpu', 'phases'), ('cuda', 'phases'), ('rocm', 'native'), ('tpu', 'native')],
 )
-def test_choose_conv_impl_picks_native_unless_the_backend_is_cpu(platform, expected):
+def test_choose_conv_impl_picks_the_measured_fastest_per_backend(platform, expected):
   assert pix2pix.choose_conv_impl(platform) == expected
   assert pix2pix.resolve_conv_impl('auto', platform) == expected
   assert pix2pix.resolve_conv_impl('phases', platform) == 'phases'  # an explicit choice stays
 
 
 def test_auto_conv_impl_is_resolved_where_the_model_is_built(monkeypatch):
-  """The default config builds gemm convs here (CPU) and native ones where JAX runs on a GPU."""
+  """The default config builds gemm convs here (CPU), phases on a GPU and native ones on a TPU."""
   from pix2pitch_jax.core import configs
 
   config = configs.default_config()
@@ -186,6 +186,9 @@ def test_auto_conv_impl_is_resolved_where_the_model_is_built(monkeypatch):
   g, d = build()
   assert {g.down_convs[0].impl, g.up_convs[0].impl, d.convs[0].impl} == {'gemm'}
   monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  g, d = build()
+  assert {g.down_convs[0].impl, g.up_convs[0].impl, d.convs[0].impl} == {'phases'}
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'tpu')
   g, d = build()
   assert {g.down_convs[0].impl, g.up_convs[0].impl, d.convs[0].impl} == {'native'}
   with pytest.raises(ValueError, match='conv_impl must be one of'):

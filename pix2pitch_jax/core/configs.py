@@ -57,8 +57,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.lambda_GAN = 1.0
   c.model.use_dropout = True
   c.model.era_conditioning = False
-  # auto: gemm on CPU, native on GPU/TPU (models/pix2pix.py); or gemm | phases | depth_to_space |
-  # native. Resolved where the model is built, on the machine that runs it.
+  # auto: gemm on CPU, phases on GPU, native on TPU (models/pix2pix.py); or gemm | phases |
+  # depth_to_space | native. Resolved where the model is built, on the machine that runs it.
   c.model.conv_impl = 'auto'
   c.model.remat = False  # recompute U-Net block / PatchGAN layer activations in the backward pass
   # An exponential moving average of the generator's variables, kept as its own checkpoint item
