@@ -45,7 +45,7 @@ $(STAMP): $(LOCK) pyproject.toml
 setup: system-packages $(STAMP)
 
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadgroup tests
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15 tests
 
 # Lint, format, types, import contracts (configured in pyproject.toml). Needs no system packages.
 # Every check runs, so one run shows every finding; the target fails if any of them failed.
