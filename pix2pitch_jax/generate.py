@@ -11,6 +11,17 @@ vocoder: <name>_neural.wav):
 
     python -m pix2pitch_jax.generate --workdir=runs/p256 --split=test --out=listen/ \
         --vocoder=griffin_lim,midi
+
+--compare_workdir puts a second run's music beside the first on every painting's card (e.g. the
+unpaired CycleGAN beside pix2pix: <name>_compare.wav, <name>_compare_mel.png), each labelled with
+the model that made it. --direction=sound_to_picture turns a CycleGAN run the other way: for the
+clips of a split, the clip's mel beside the picture the model draws of it, and a player of the
+clip:
+
+    python -m pix2pitch_jax.generate --workdir=runs/p256 --compare_workdir=runs/cg --split=test \
+        --out=listen_both/
+    python -m pix2pitch_jax.generate --workdir=runs/cg --direction=sound_to_picture --split=test \
+        --out=pictures_test/
  Files that are not
 readable images are reported and skipped. Same seed, same audio. Stopped and started again, it
 skips the inputs it has finished.
@@ -67,6 +78,21 @@ _VOCODER_WORKDIR = flags.DEFINE_string(
   '(--config=experiments/vocoder_demo.py); default: <workdir>/vocoder.',
 )
 
+_COMPARE_WORKDIR = flags.DEFINE_string(
+  'compare_workdir',
+  None,
+  'A second training workdir (its newest checkpoint): its music of every painting beside the '
+  "first's, through the first --vocoder (e.g. a cyclegan run beside a pix2pix one).",
+)
+
+_DIRECTION = flags.DEFINE_enum(
+  'direction',
+  'painting_to_music',
+  ['painting_to_music', 'sound_to_picture'],
+  'painting_to_music: images or a split -> music. sound_to_picture (a cyclegan workdir, with '
+  "--split): each clip's mel beside the picture the model draws of it, and the clip.",
+)
+
 flags.mark_flags_as_mutual_exclusive(['images', 'split'], required=True)
 
 
@@ -75,7 +101,27 @@ def main() -> None:
 
   sharding.maybe_initialize_distributed()  # before any other JAX call
   from pix2pitch_jax.generation import job as generation_job
+  from pix2pitch_jax.generation import sound_gallery
 
+  if _DIRECTION.value == 'sound_to_picture':
+    if _SPLIT.value is None or _COMPARE_WORKDIR.value is not None:
+      raise cli.UserInputError(
+        '--direction=sound_to_picture takes --split (and no --compare_workdir)'
+      )
+    result = sound_gallery.draw(
+      _WORKDIR.value,
+      _OUT.value,
+      split=_SPLIT.value,
+      checkpoint=cli.parse_checkpoint(_CHECKPOINT.value),
+      max_examples=_MAX_EXAMPLES.value,
+      seed=_SEED.value,
+      griffin_lim_iters=_GL_ITERS.value,
+      batch_size=_BATCH_SIZE.value,
+      weights=_WEIGHTS.value,
+    )
+    if sharding.is_main_process():
+      print(f'{result["count"]} picture(s) from step {result["step"]}; open {result["index_html"]}')
+    return
   result = generation_job.generate(
     _WORKDIR.value,
     _OUT.value,
@@ -90,6 +136,7 @@ def main() -> None:
     weights=_WEIGHTS.value,
     vocoder_names=_VOCODER.value,
     vocoder_workdir=_VOCODER_WORKDIR.value,
+    compare_workdir=_COMPARE_WORKDIR.value,
   )
   if not sharding.is_main_process():
     return

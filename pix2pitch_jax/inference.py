@@ -294,8 +294,8 @@ def load_translator(
   config = read_config(workdir)
   if not is_cyclegan(config):
     raise cli.UserInputError(
-      f'{workdir} holds a {config.get("family", "pix2pix")} run; the visualiser needs a cyclegan '
-      'one (sound -> picture)'
+      f'{workdir} holds a {config.get("family", "pix2pix")} run; sound -> picture needs a '
+      'cyclegan one'
     )
   if weights == 'ema' and not config.model.get('ema_decay', 0.0):
     weights = 'raw'

@@ -123,3 +123,68 @@ def stub_workdir(tiny_dataset, tmp_path, monkeypatch):
     lambda workdir, checkpoint='latest', weights='ema': TinyRuleGenerator(tiny_dataset),
   )
   return tmp_path / 'workdir'
+
+
+class TinyInvertedGenerator(TinyRuleGenerator):
+  """A second stand-in model for comparisons: the negated rule, from a 'cyclegan' run."""
+
+  def __init__(self, data_dir, step=7):
+    super().__init__(data_dir, step=step)
+    import types
+
+    self.config = types.SimpleNamespace(data_dir=data_dir, family='cyclegan')
+
+  def generate(self, paintings, eras=None, *, batch_size=8, progress=None):
+    return -super().generate(paintings, eras, batch_size=batch_size, progress=progress)
+
+
+@pytest.fixture
+def stub_compare_workdirs(tiny_dataset, tmp_path, monkeypatch):
+  """(pix2pix workdir, cyclegan workdir) paths loading as a TinyRuleGenerator and a
+  TinyInvertedGenerator."""
+  from pix2pitch_jax import inference
+
+  def load(workdir, checkpoint='latest', weights='ema'):
+    if pathlib.Path(workdir).name == 'cyclegan_run':
+      return TinyInvertedGenerator(tiny_dataset)
+    return TinyRuleGenerator(tiny_dataset)
+
+  monkeypatch.setattr(inference, 'load_generator', load)
+  return tmp_path / 'pix2pix_run', tmp_path / 'cyclegan_run'
+
+
+def rule_picture(mels):
+  """TinyRuleTranslator's picture of mels: each mel as a grey level (the tiny set's rule, back)."""
+  grey = np.round((np.clip(mels, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+  return np.repeat(grey[..., None], 3, axis=-1)
+
+
+class TinyRuleTranslator:
+  """Stand-in for a CycleGAN's sound -> picture `inference.LoadedTranslator` (same interface)."""
+
+  def __init__(self, data_dir, step=9):
+    import types
+
+    self.config = types.SimpleNamespace(data_dir=data_dir, family='cyclegan')
+    self.meta = records.read_meta(data_dir)
+    self.image_size = self.meta.image_size
+    self.step, self.weights, self.mesh = step, 'raw', None
+
+  def pictures(self, mels, *, batch_size=8, progress=None):
+    del batch_size, progress
+    return rule_picture(np.asarray(mels, np.float32))
+
+
+@pytest.fixture
+def stub_cyclegan_workdir(tiny_dataset, tmp_path, monkeypatch):
+  """A cyclegan workdir path whose sound -> picture generator loads as a TinyRuleTranslator."""
+  from pix2pitch_jax import inference
+
+  monkeypatch.setattr(
+    inference,
+    'load_translator',
+    lambda workdir, direction='mel_to_picture', checkpoint='latest', weights='ema': (
+      TinyRuleTranslator(tiny_dataset)
+    ),
+  )
+  return tmp_path / 'cyclegan_run'

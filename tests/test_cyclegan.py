@@ -245,6 +245,24 @@ def test_visualiser_writes_a_video_in_sync_with_the_audio(trained, tmp_path):
     assert video['duration'] == pytest.approx(6.0, abs=0.1)
 
 
+@pytest.mark.slow
+def test_sound_gallery_draws_the_trained_models_pictures(trained, tiny_dataset, tmp_path):
+  from PIL import Image
+
+  from pix2pitch_jax.generation import sound_gallery
+
+  workdir, _ = trained
+  result = sound_gallery.draw(workdir, tmp_path / 'out', split='test', griffin_lim_iters=2)
+  assert result['count'] == 4 and result['step'] == 4
+  # The pictures on the page are the translator's pictures of the split's mels.
+  expected = inference.load_translator(workdir).pictures(
+    records.read_split(tiny_dataset, 'test')['mel']
+  )
+  for i, stem in enumerate(('te0', 'te1', 'te2', 'te3')):
+    drawn = np.asarray(Image.open(tmp_path / 'out' / f'{stem}_picture.png'))
+    np.testing.assert_array_equal(drawn, expected[i])
+
+
 def test_visualiser_refuses_a_non_audio_file_in_one_line(tmp_path):
   bad = tmp_path / 'notes.mp3'
   bad.write_text('not audio')

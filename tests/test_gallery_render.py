@@ -110,3 +110,33 @@ def test_a_gallery_with_every_vocoder_loads_every_player(stub_workdir, monkeypat
   assert f'midi ({soundfont.find_soundfont().name})' in html_text  # which soundfont played it
   for stem in ('te0', 'te1'):
     assert (tmp_path / 'gallery' / f'{stem}.mid').read_bytes()[:4] == b'MThd'
+
+
+def test_both_directions_render_with_every_player_loaded(
+  stub_compare_workdirs, stub_cyclegan_workdir, tmp_path
+):
+  from pix2pitch_jax.generation import sound_gallery
+
+  pix2pix_run, cyclegan_run = stub_compare_workdirs
+  paintings = generation_job.generate(
+    pix2pix_run,
+    tmp_path / 'paintings',
+    split='test',
+    max_examples=2,
+    griffin_lim_iters=2,
+    compare_workdir=cyclegan_run,
+  )
+  clips = sound_gallery.draw(
+    stub_cyclegan_workdir, tmp_path / 'clips', split='test', max_examples=2, griffin_lim_iters=2
+  )
+  expected = {
+    paintings['index_html']: sorted(
+      f'{stem}{suffix}.wav' for stem in ('te0', 'te1') for suffix in ('', '_compare', '_reference')
+    ),
+    clips['index_html']: ['te0.wav', 'te1.wav'],
+  }
+  for page, sources in expected.items():
+    players = gallery.probe_audio_elements(page)
+    assert sorted(p['src'] for p in players) == sources
+    for player in players:
+      assert player['state'] == 'ready' and player['duration'] == pytest.approx(2.0, abs=0.01)

@@ -130,3 +130,108 @@ def test_a_run_stopped_mid_item_resumes_from_the_finished_ones(stub_workdir, tmp
   assert result['count'] == 4 and result['generated_now'] == 3
   assert {p.name: p.stat().st_mtime_ns for p in out.glob('te0*')} == mtimes
   assert Image.open(out / 'te1_mel.png').size == (32, 32)
+
+
+def test_compare_workdir_puts_the_second_models_music_beside_the_first(
+  stub_compare_workdirs, tmp_path
+):
+  pix2pix_run, cyclegan_run = stub_compare_workdirs
+  out = tmp_path / 'out'
+  result = generation_job.generate(
+    pix2pix_run, out, split='test', griffin_lim_iters=4, compare_workdir=cyclegan_run
+  )
+  assert result['count'] == 4
+  manifest = json.loads((out / 'manifest.json').read_text())
+  assert manifest['model'] == 'pix2pix pix2pix_run @ 4'
+  assert manifest['compare'] == {
+    'workdir': str(cyclegan_run),
+    'model': 'cyclegan cyclegan_run @ 7',
+    'step': 7,
+    'weights': 'raw',
+  }
+  for entry in manifest['entries']:
+    stem = entry['title']
+    assert entry['model'] == 'pix2pix pix2pix_run @ 4'
+    assert entry['comparisons'] == [
+      {
+        'spectrogram': f'{stem}_compare_mel.png',
+        'audio': f'{stem}_compare.wav',
+        'model': 'cyclegan cyclegan_run @ 7',
+        'workdir': str(cyclegan_run),
+        'vocoder': 'griffin_lim',
+      }
+    ]
+    # The second model's mel is the first's negated: its colours are the magma map's other end.
+    mel = np.asarray(Image.open(out / f'{stem}_mel.png'), np.float32)
+    compared = np.asarray(Image.open(out / f'{stem}_compare_mel.png'), np.float32)
+    assert mel.shape == compared.shape == (32, 32, 3) and np.abs(mel - compared).mean() > 20
+    clip, rate = soundfile.read(out / f'{stem}_compare.wav')
+    assert rate == 22_050 and clip.shape == (44_100,) and np.isfinite(clip).all()
+    assert not np.allclose(clip, soundfile.read(out / f'{stem}.wav')[0])
+  page = (out / 'index.html').read_text()
+  assert page.count('<figure>') == 3 * 4  # painting | pix2pix mel | cyclegan mel
+  assert page.count('<audio') == 3 * 4  # both models and the reference
+  assert page.count('data-model="cyclegan cyclegan_run @ 7"') == 4
+  assert 'pix2pix pix2pix_run @ 4 &middot; Griffin-Lim' in page
+
+
+def test_compare_workdir_with_other_mel_parameters_is_one_line(
+  stub_compare_workdirs, monkeypatch, tmp_path
+):
+  import dataclasses
+
+  from pix2pitch_jax import inference
+  from pix2pitch_jax.core import cli as cli_lib
+
+  pix2pix_run, cyclegan_run = stub_compare_workdirs
+  load = inference.load_generator
+
+  def other_clip_length(workdir, checkpoint='latest', weights='ema'):
+    generator = load(workdir, checkpoint, weights)
+    if workdir == str(cyclegan_run):
+      params = dataclasses.replace(generator.meta.mel_params, clip_seconds=1.0)
+      generator.meta = dataclasses.replace(generator.meta, mel_params=params)
+    return generator
+
+  monkeypatch.setattr(inference, 'load_generator', other_clip_length)
+  with pytest.raises(cli_lib.UserInputError, match='makes mels with other parameters'):
+    generation_job.generate(pix2pix_run, tmp_path / 'x', split='test', compare_workdir=cyclegan_run)
+
+
+def test_sound_to_picture_gallery_shows_each_clip_and_its_picture(stub_cyclegan_workdir, tmp_path):
+  from pix2pitch_jax.data import records
+  from pix2pitch_jax.generation import sound_gallery
+
+  from conftest import rule_picture
+
+  out = tmp_path / 'pictures'
+  result = sound_gallery.draw(stub_cyclegan_workdir, out, split='test', griffin_lim_iters=4)
+  assert result['count'] == 4 and result['step'] == 9 and result['clip_audio'] == 'griffin_lim'
+  manifest = json.loads((out / 'manifest.json').read_text())
+  test = records.read_split(manifest['data_dir'], 'test')
+  assert manifest['direction'] == 'sound_to_picture' and manifest['split'] == 'test'
+  assert manifest['model'] == 'cyclegan cyclegan_run @ 9' and manifest['griffin_lim_iters'] == 4
+  stems = [e['title'] for e in manifest['entries']]
+  assert stems == ['te0', 'te1', 'te2', 'te3']
+  for i, entry in enumerate(manifest['entries']):
+    assert entry['direction'] == 'sound_to_picture' and entry['era_label'] in (
+      'baroque',
+      'romanticism',
+    )
+    picture = np.asarray(Image.open(out / entry['painting']))
+    np.testing.assert_array_equal(picture, rule_picture(test['mel'][i]))
+    assert Image.open(out / entry['spectrogram']).size == (32, 32)
+    clip, rate = soundfile.read(out / entry['audio'])
+    assert rate == 22_050 and clip.shape == (44_100,) and np.abs(clip).max() > 0
+  page = (out / 'index.html').read_text()
+  assert page.count('data-direction="sound_to_picture"') == 4 and page.count('<audio') == 4
+  assert page.count('the clip&#x27;s mel') == 4 and 'generated picture' in page
+
+
+def test_sound_to_picture_needs_a_cyclegan_run(tmp_path):
+  from pix2pitch_jax.core import cli as cli_lib
+  from pix2pitch_jax.generation import sound_gallery
+
+  (tmp_path / 'config.json').write_text(json.dumps({'family': 'pix2pix', 'model': {}}))
+  with pytest.raises(cli_lib.UserInputError, match='holds a pix2pix run; sound -> picture needs'):
+    sound_gallery.draw(tmp_path, tmp_path / 'out')

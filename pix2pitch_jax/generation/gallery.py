@@ -39,9 +39,21 @@ def save_mel_png(image: np.ndarray, path: str | os.PathLike) -> None:
   save_png(colorize_mel(image), path)
 
 
+# What a card shows. A painting's card: the painting, then the mel each model made of it, with
+# players. A clip's card (a CycleGAN's sound -> picture direction): the clip's mel, then the
+# picture the model drew, and a player of the clip.
+PAINTING_TO_MUSIC = 'painting_to_music'
+SOUND_TO_PICTURE = 'sound_to_picture'
+DIRECTIONS = (PAINTING_TO_MUSIC, SOUND_TO_PICTURE)
+
+
 @dataclasses.dataclass(frozen=True)
 class GalleryEntry:
-  """One card of the page; file fields are paths relative to the page's folder."""
+  """One card of the page; file fields are paths relative to the page's folder.
+
+  For `direction=SOUND_TO_PICTURE`, `spectrogram` and `audio` are the input clip's mel and sound
+  and `painting` is the picture the model drew of it.
+  """
 
   title: str
   painting: str
@@ -55,6 +67,15 @@ class GalleryEntry:
   # One player per vocoder the mel went through: {'vocoder', 'audio', and 'midi' for the MIDI
   # route's .mid}; `audio` above is the first one's. Empty: `audio` is the only rendering.
   renderings: Sequence[dict[str, str]] = ()
+  direction: str = PAINTING_TO_MUSIC
+  model: str = ''  # which model made the generated file(s); shown when there are comparisons
+  # The same painting through other models: {'model', 'workdir', 'spectrogram', 'audio',
+  # 'vocoder'}, one mel beside the first and one player each.
+  comparisons: Sequence[dict[str, str]] = ()
+
+  def __post_init__(self):
+    if self.direction not in DIRECTIONS:
+      raise ValueError(f'direction must be one of {DIRECTIONS}, got {self.direction!r}')
 
 
 _STYLE = """
@@ -104,12 +125,28 @@ def _card(entry: GalleryEntry) -> str:
       f'<audio controls preload="metadata" src="{e(entry.reference_audio)}"></audio>'
       f'</details>'
     )
+  if entry.direction == SOUND_TO_PICTURE:
+    figures = [
+      (entry.spectrogram, 'clip spectrogram', "the clip's mel"),
+      (entry.painting, 'generated picture', 'generated picture'),
+    ]
+  else:
+    mel_caption = f'{entry.model} mel' if entry.comparisons else 'generated mel'
+    figures = [
+      (entry.painting, 'painting', 'painting'),
+      (entry.spectrogram, 'generated spectrogram', mel_caption),
+    ]
+    figures += [
+      (c['spectrogram'], 'generated spectrogram', f'{c["model"]} mel') for c in entry.comparisons
+    ]
+  pair = ''.join(
+    f'<figure><img src="{e(src)}" alt="{e(alt)}"><figcaption>{e(caption)}</figcaption></figure>'
+    for src, alt, caption in figures
+  )
   return (
-    f'<div class="card"><h2 title="{e(entry.source)}">{e(entry.title)}</h2>'
-    f'<div class="pair"><figure><img src="{e(entry.painting)}" alt="painting">'
-    f'<figcaption>painting</figcaption></figure>'
-    f'<figure><img src="{e(entry.spectrogram)}" alt="generated spectrogram">'
-    f'<figcaption>generated mel</figcaption></figure></div>'
+    f'<div class="card" data-direction="{e(entry.direction)}">'
+    f'<h2 title="{e(entry.source)}">{e(entry.title)}</h2>'
+    f'<div class="pair">{pair}</div>'
     f'{_players(entry)}'
     f'<div class="era">{" &middot; ".join(era_lines)}</div>{reference}</div>'
   )
@@ -120,19 +157,35 @@ VOCODER_LABELS = {'griffin_lim': 'Griffin-Lim', 'midi': 'MIDI', 'neural': 'neura
 
 
 def _players(entry: GalleryEntry) -> str:
-  """One labelled player per rendering, with the MIDI file as a download; or the one player."""
+  """One labelled player per rendering (with the MIDI file as a download) and per comparison
+  model; or the one player."""
   e = lambda s: html.escape(str(s), quote=True)
-  if not entry.renderings:
+  if entry.direction == SOUND_TO_PICTURE:
+    return (
+      f'<div class="rendering" data-role="clip">the clip'
+      f'<audio controls preload="metadata" src="{e(entry.audio)}"></audio></div>'
+    )
+  if not entry.renderings and not entry.comparisons:
     return f'<audio controls preload="metadata" src="{e(entry.audio)}"></audio>'
+  renderings = entry.renderings or ({'vocoder': '', 'audio': entry.audio},)
   blocks = []
-  for rendering in entry.renderings:
+  for rendering in renderings:
     name = rendering['vocoder']
     label = e(VOCODER_LABELS.get(name, name))
+    if entry.comparisons:
+      label = f'{e(entry.model)} &middot; {label}' if label else e(entry.model)
     if rendering.get('midi'):
       label += f' &middot; <a href="{e(rendering["midi"])}" download>download .mid</a>'
     blocks.append(
       f'<div class="rendering" data-vocoder="{e(name)}">{label}'
       f'<audio controls preload="metadata" src="{e(rendering["audio"])}"></audio></div>'
+    )
+  for c in entry.comparisons:
+    name = c.get('vocoder', '')
+    label = e(c['model']) + (f' &middot; {e(VOCODER_LABELS.get(name, name))}' if name else '')
+    blocks.append(
+      f'<div class="rendering" data-model="{e(c["model"])}" data-vocoder="{e(name)}">{label}'
+      f'<audio controls preload="metadata" src="{e(c["audio"])}"></audio></div>'
     )
   return ''.join(blocks)
 

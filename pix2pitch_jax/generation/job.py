@@ -11,6 +11,8 @@ Output (flat, one stem per input):
     <out>/<stem>_painting.png    the painting as the model saw it (square, S x S)
     <out>/<stem>_reference.wav   split only: Griffin-Lim of the dataset's mel, for comparison
     <out>/<stem>_reference_mel.png
+    <out>/<stem>_compare.wav     with compare_workdir=: the same painting through a second model
+    <out>/<stem>_compare_mel.png   (e.g. the unpaired CycleGAN beside pix2pix), first vocoder
     <out>/index.html             the listening page (gallery.py)
     <out>/manifest.json          what was generated from what, and what was skipped and why
     <out>/.generation/<key>/     what is finished: one record per chunk of items (see below)
@@ -53,6 +55,7 @@ from tqdm import tqdm
 
 from pix2pitch_jax import inference
 from pix2pitch_jax.audio import spectrogram, wav
+from pix2pitch_jax.core import cli
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.data import batching, images, records
 from pix2pitch_jax.generation import gallery, vocoders
@@ -296,6 +299,44 @@ class _Settings:
   batch_size: int
   era: str | None
   vocoders: dict[str, vocoders.Vocoder]  # name -> built vocoder, in the order asked for
+  model: str = ''  # the generator's label on the page, when it is compared
+  compare: Any = None  # a second generator (inference.LoadedGenerator) for every painting
+  compare_workdir: str = ''
+  compare_model: str = ''
+
+
+def model_label(generator: Any, workdir: str | os.PathLike) -> str:
+  """'pix2pix p256 @ 1000': how the page and the manifest name a model beside another."""
+  family = getattr(generator.config, 'family', 'pix2pix')
+  return f'{family} {workdir_lib.as_path(workdir).name} @ {generator.step}'
+
+
+def _load_compare(
+  compare_workdir: str | os.PathLike | None,
+  generator: Any,
+  workdir: str | os.PathLike,
+  weights: str,
+) -> dict[str, Any]:
+  """The `_Settings` fields of a comparison with `compare_workdir`'s generator (checked to draw
+  mels the main one's audio fits), or {} without one."""
+  if compare_workdir is None:
+    return {}
+  compare = inference.load_generator(str(compare_workdir), weights=weights)
+  if compare.meta.mel_params != generator.meta.mel_params:
+    raise cli.UserInputError(
+      f'--compare_workdir={compare_workdir} makes mels with other parameters than --workdir '
+      '(image size, sample rate or clip length): their music cannot be compared'
+    )
+  if compare.era_conditioned:
+    raise cli.UserInputError(
+      f'--compare_workdir={compare_workdir} is era-conditioned: give it as --workdir'
+    )
+  return dict(
+    model=model_label(generator, workdir),
+    compare=compare,
+    compare_workdir=os.fspath(workdir_lib.as_path(compare_workdir)),
+    compare_model=model_label(compare, compare_workdir),
+  )
 
 
 def generate(
@@ -313,6 +354,7 @@ def generate(
   weights: str = 'ema',
   vocoder_names: Sequence[str] = (vocoders.DEFAULT,),
   vocoder_workdir: str | os.PathLike | None = None,
+  compare_workdir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
   """Turn a folder of images or a dataset split into WAVs, spectrogram PNGs and index.html.
 
@@ -321,8 +363,10 @@ def generate(
   device count). `weights`: the generator's moving average ('ema', when the run kept one) or its
   weights ('raw'); `inference.load_generator`. `vocoder_names`: every way to turn the mels into
   sound (`vocoders.py`); the first is the card's main player; `vocoder_workdir`: the trained
-  neural vocoder (default `<workdir>/vocoder`). In a multi-process job every process
-  calls this with the same arguments.
+  neural vocoder (default `<workdir>/vocoder`). `compare_workdir`: a second run (its newest
+  checkpoint; e.g. a CycleGAN beside a pix2pix one) whose mel of every painting goes on the card
+  beside the first, through the first vocoder, each labelled with its model (`model_label`). In a
+  multi-process job every process calls this with the same arguments.
 
   Returns {'index_html', 'manifest', 'out_dir', 'step', 'count', 'skipped': [(path, reason)],
   'generated_now': inputs this process generated in this call (finished ones are skipped)}.
@@ -338,6 +382,7 @@ def generate(
     raise ValueError(f"era {era!r} is not one of the dataset's eras {tuple(era_names)}")
   if images_dir is not None and era is None and generator.era_conditioned:
     raise ValueError(f'this generator is era-conditioned: give an era, one of {tuple(era_names)}')
+  compared = _load_compare(compare_workdir, generator, workdir, weights)  # {} without one
   data_dir = str(generator.config.data_dir)
   if images_dir is not None:
     plan = plan_image_folder(images_dir, generator.image_size, max_examples)
@@ -370,6 +415,7 @@ def generate(
       era=era,
       mel_params=generator.meta.mel_params.to_dict(),
       vocoders={name: v.about for name, v in built.items()},
+      **({'compare': [compared['compare_workdir'], compared['compare'].step]} if compared else {}),
     )
   )
   settings = _Settings(
@@ -383,6 +429,7 @@ def generate(
     batch_size=batch_size,
     era=era,
     vocoders=built,
+    **compared,
   )
   generated = _generate_share(settings, plan, split=split)
   sharding.barrier('generation: every share written')
@@ -440,10 +487,16 @@ def _generate_chunk(
     references = inference.mels_to_audio(
       np.stack([_reference_mel(x) for x in inputs]), params, **audio_kw
     )
+  compared = None
+  if s.compare is not None:
+    paintings = np.stack([x.painting for x in inputs])
+    compare_mels = s.compare.generate(paintings, batch_size=s.batch_size)
+    first = next(iter(s.vocoders))
+    compared = (first, compare_mels, s.vocoders[first].render(compare_mels, indices).clips)
   predicted = None
   if s.classifier is not None:
     predicted = [s.classifier.era_names[i] for i in s.classifier.predict(mels)]
-  return [
+  entries = [
     (
       x,
       _write_outputs(
@@ -459,6 +512,27 @@ def _generate_chunk(
     )
     for i, x in enumerate(inputs)
   ]
+  if compared is None:
+    return entries
+  return [(x, _write_comparison(s, x, e, compared, i)) for i, (x, e) in enumerate(entries)]
+
+
+def _write_comparison(
+  s: _Settings, x: GenerationInput, entry: gallery.GalleryEntry, compared, i: int
+) -> gallery.GalleryEntry:
+  """Write the second model's mel and audio of input `x`; its entry with both models named."""
+  vocoder, mels, clips = compared
+  files = {
+    'spectrogram': f'{x.stem}_compare_mel.png',
+    'audio': vocoders.audio_file_name(f'{x.stem}_compare', vocoder),
+  }
+  _write_atomic(
+    s.out_dir / files['spectrogram'], images.png_bytes(spectrogram.colorize_mel(mels[i]))
+  )
+  sample_rate = s.generator.meta.mel_params.sample_rate
+  _write_atomic(s.out_dir / files['audio'], wav.wav_bytes(clips[i], sample_rate))
+  comparison = dict(files, model=s.compare_model, workdir=s.compare_workdir, vocoder=vocoder)
+  return dataclasses.replace(entry, model=s.model, comparisons=[comparison])
 
 
 def _one_clip(rendering: vocoders.Rendering, i: int) -> tuple[np.ndarray, bytes | None]:
@@ -498,6 +572,8 @@ def _merge(s: _Settings, plan: Sequence[PlannedInput], *, what: Any, title: str)
       f'clip(s) of {params.clip_seconds:g} s at {params.sample_rate} Hz · '
       f'{" · ".join(_vocoder_label(n, v.about) for n, v in s.vocoders.items())} · seed {s.seed}'
     )
+    if s.compare is not None:
+      subtitle += f' · {s.model} beside {s.compare_model}'
     page = gallery.render_gallery(entries, title=title, subtitle=subtitle, skipped=skipped)
     _write_atomic(index_html, page.encode('utf-8'))
     manifest_data = {
@@ -509,6 +585,7 @@ def _merge(s: _Settings, plan: Sequence[PlannedInput], *, what: Any, title: str)
       # Which vocoder (and soundfont) made which file: entries list their renderings by name.
       'vocoders': {name: v.about for name, v in s.vocoders.items()},
       'mel_params': params.to_dict(),
+      **({} if s.compare is None else _compare_manifest(s)),
       'entries': [dataclasses.asdict(e) for e in entries],
       'skipped': [{'path': p, 'reason': r} for p, r in skipped],
     }
@@ -537,7 +614,7 @@ def _write_outputs(
   era_names: Sequence[str],
   predicted_era: str | None,
 ) -> gallery.GalleryEntry:
-  files = {'painting': f'{x.stem}_painting.png', 'spectrogram': f'{x.stem}_mel.png'}
+  files: dict[str, Any] = {'painting': f'{x.stem}_painting.png', 'spectrogram': f'{x.stem}_mel.png'}
   contents = {
     'painting': images.png_bytes(x.painting),
     'spectrogram': images.png_bytes(spectrogram.colorize_mel(mel)),
@@ -568,6 +645,19 @@ def _write_outputs(
     renderings=played,
     **files,
   )
+
+
+def _compare_manifest(s: _Settings) -> dict[str, Any]:
+  """Which model made which mel, when a second model is compared."""
+  return {
+    'model': s.model,
+    'compare': {
+      'workdir': s.compare_workdir,
+      'model': s.compare_model,
+      'step': s.compare.step,
+      'weights': s.compare.weights,
+    },
+  }
 
 
 def _vocoder_label(name: str, about: dict[str, Any]) -> str:
