@@ -11,12 +11,11 @@ import pytest
 import soundfile
 from test_train_resume import _start, _wait_for
 
-from pix2pitch_jax import inference, inference_vocoder
+from pix2pitch_jax import inference, inference_vocoder, vocoders
 from pix2pitch_jax.audio import spectrogram, stft_distance
 from pix2pitch_jax.core import configs
 from pix2pitch_jax.data import input_pipeline, records
 from pix2pitch_jax.generation import job as generation_job
-from pix2pitch_jax.generation import vocoders
 from pix2pitch_jax.runtime import checkpointing, sharding
 from pix2pitch_jax.training import loop, trainer, vocoder_task
 
