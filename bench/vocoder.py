@@ -7,7 +7,9 @@ the demo corpora have it): each clip's stored mel image goes through
     griffin_lim      the project's JAX fast Griffin-Lim (NNLS mel -> linear, 64 iterations)
     librosa_gl       librosa.feature.inverse.mel_to_audio (L-BFGS NNLS, griffinlim, 64 iterations)
     neural           the trained neural vocoder (--vocoder_workdir)
-    midi             the MIDI route, when generation has one (`_midi_route`: the hook)
+    midi             the MIDI route of `--vocoder=midi` (pix2pitch_jax/vocoders.py): notes read off
+                     the mel -> .mid -> FluidSynth with the best soundfont installed; left out,
+                     with one line saying why, without FluidSynth or a soundfont
 
 and the output is compared with the recording the mel was made from:
   mrstft     multi-resolution STFT distance (audio/stft_distance.py; 0 = identical)
@@ -22,7 +24,7 @@ and the output is compared with the recording the mel was made from:
     python bench/vocoder.py --data_dir=runs/eras_data --vocoder_workdir=runs/vocoder
 
 Its last line: `vocoder_bench neural_mrstft=<x> griffin_lim_mrstft=<y> neural_note_f1=<a>
-griffin_lim_note_f1=<b> neural_rtf=<r>`.
+griffin_lim_note_f1=<b> neural_rtf=<r> midi_note_f1=<c> midi_rtf=<s>` (nan for a row left out).
 """
 
 import os
@@ -37,7 +39,7 @@ import numpy as np
 from absl import app, flags, logging
 from etils import epath
 
-from pix2pitch_jax import inference, inference_vocoder
+from pix2pitch_jax import inference, inference_vocoder, vocoders
 from pix2pitch_jax.audio import numba_cache, spectrogram, stft_distance, transcription
 from pix2pitch_jax.data import records
 from pix2pitch_jax.evaluation import independent_ear, metrics
@@ -91,11 +93,19 @@ def _librosa_griffin_lim(mels: np.ndarray, params: spectrogram.MelParams, n_iter
   return np.stack(out).astype(np.float32), len(mels) * params.clip_seconds / seconds
 
 
-def _midi_route(mels: np.ndarray, params: spectrogram.MelParams):
-  """The MIDI route (mel -> notes -> .mid -> FluidSynth), once generation has one: return
-  (audio (N, clip_samples), rtf). None leaves it out of the table."""
-  del mels, params
-  return None
+def _midi_route(data_dir: str, meta: records.DatasetMeta, mels: np.ndarray):
+  """The MIDI route (mel -> notes -> .mid -> FluidSynth), built by the vocoder registry as
+  `pix2pitch-generate --vocoder=midi` builds it: (audio (N, clip_samples), rtf, soundfont name),
+  or None, after one line saying why, when FluidSynth or a soundfont is missing."""
+  try:
+    route = vocoders.build('midi', vocoders.VocoderContext(workdir=data_dir, meta=meta))
+  except vocoders.VocoderUnavailable as e:
+    print(f'midi row left out: {e}')
+    return None
+  start = time.perf_counter()  # no compilation to leave out: the route runs on the host
+  clips = route.render(mels, np.arange(len(mels))).clips
+  seconds = time.perf_counter() - start
+  return clips, len(mels) * meta.mel_params.clip_seconds / seconds, route.about['soundfont']
 
 
 def reference_notes(data_dir: str, split_rows: dict, clip_seconds: float) -> list:
@@ -229,9 +239,11 @@ def main(argv):
     print(f'neural vocoder: {_VOCODER.value}, step {vocoder.step} ({vocoder.weights} weights)')
     clips, rtf = _timed(lambda: vocoder.mels_to_audio(mels, batch_size=_BATCH.value), seconds)
     results.append(score('neural', clips, originals, original_db, notes, params, rtf, ear))
-  midi = _midi_route(mels, params)
+  midi = _midi_route(data_dir, meta, mels)
   if midi is not None:
-    results.append(score('midi', midi[0], originals, original_db, notes, params, midi[1], ear))
+    clips, rtf, font = midi
+    print(f'midi route: soundfont {font}')
+    results.append(score('midi', clips, originals, original_db, notes, params, rtf, ear))
 
   print(
     f'{"system":<12} {"MR-STFT":>8} {"LSD dB":>7} {"MCD dB":>7} {"note F1":>8} '
@@ -243,12 +255,14 @@ def main(argv):
       f'{r["note_f1"]:8.3f} {r["onset_f1"]:8.3f} {r["rtf"]:8.1f}'
     )
   by = {r['system']: r for r in results}
-  neural = by.get('neural', dict.fromkeys(('mrstft', 'note_f1', 'rtf'), float('nan')))
+  missing = dict.fromkeys(('mrstft', 'note_f1', 'rtf'), float('nan'))
+  neural, midi_row = by.get('neural', missing), by.get('midi', missing)
   gl = by['griffin_lim']
   print(
     f'vocoder_bench neural_mrstft={neural["mrstft"]:.4f} griffin_lim_mrstft={gl["mrstft"]:.4f} '
     f'neural_note_f1={neural["note_f1"]:.4f} griffin_lim_note_f1={gl["note_f1"]:.4f} '
-    f'neural_rtf={neural["rtf"]:.1f}'
+    f'neural_rtf={neural["rtf"]:.1f} midi_note_f1={midi_row["note_f1"]:.4f} '
+    f'midi_rtf={midi_row["rtf"]:.1f}'
   )
 
 
