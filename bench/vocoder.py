@@ -46,6 +46,12 @@ from pix2pitch_jax.evaluation import independent_ear, metrics
 
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Dataset built with audio.', required=True)
 _VOCODER = flags.DEFINE_string('vocoder_workdir', None, 'Workdir of a trained neural vocoder.')
+_MIDI_DIR = flags.DEFINE_string(
+  'midi_dir',
+  None,
+  "Folder of the clips' source MIDI files, <era>/<name>.mid (default: the build's own, "
+  '<data_dir>/.data_prep/music21): the reference notes of note F1.',
+)
 _CHECKPOINT = flags.DEFINE_string('checkpoint', 'latest', "The vocoder's checkpoint step.")
 _SPLIT = flags.DEFINE_string('split', 'test', 'Split whose clips are vocoded.')
 _MAX_EXAMPLES = flags.DEFINE_integer('max_examples', 50, 'Use the first N clips of the split.')
@@ -70,7 +76,9 @@ def _librosa_griffin_lim(mels: np.ndarray, params: spectrogram.MelParams, n_iter
   power = spectrogram.image_to_power_mel(mels, params)
   out = []
   start = time.perf_counter()
-  for m in power:
+  for i, m in enumerate(power):
+    if i == 1:
+      print(f'librosa_gl: first clip {time.perf_counter() - start:.1f} s', flush=True)
     out.append(
       librosa.feature.inverse.mel_to_audio(
         m,
@@ -108,12 +116,14 @@ def _midi_route(data_dir: str, meta: records.DatasetMeta, mels: np.ndarray):
   return clips, len(mels) * meta.mel_params.clip_seconds / seconds, route.about['soundfont']
 
 
-def reference_notes(data_dir: str, split_rows: dict, clip_seconds: float) -> list:
-  """Per clip, the notes of its source MIDI inside the clip's window (Notes), or of its
-  notes_json, or None when neither is known."""
+def reference_notes(
+  data_dir: str, split_rows: dict, clip_seconds: float, midi_dir: str | None = None
+) -> list:
+  """Per clip, the notes of its source MIDI (in `midi_dir`, default the build's own) inside the
+  clip's window (Notes), or of its notes_json, or None when neither is known."""
   import pretty_midi
 
-  midi_root = epath.Path(data_dir) / '.data_prep' / 'music21'
+  midi_root = epath.Path(midi_dir or epath.Path(data_dir) / '.data_prep' / 'music21')
   out = []
   cache: dict[str, list] = {}
   for source, offset, notes_json in zip(
@@ -211,7 +221,7 @@ def main(argv):
     except independent_ear.EarUnavailable as e:
       print(f'note F1 skipped: {e}')
       ear = False
-  notes = reference_notes(data_dir, rows, params.clip_seconds)
+  notes = reference_notes(data_dir, rows, params.clip_seconds, _MIDI_DIR.value)
   print(
     f'{n} clips of {params.clip_seconds:g} s ({_SPLIT.value} split of {data_dir}); '
     f'{sum(x is not None and len(x) > 0 for x in notes)} with reference notes; '
