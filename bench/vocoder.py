@@ -262,7 +262,7 @@ def main(argv):
   for r in results:
     print(
       f'{r["system"]:<12} {r["mrstft"]:8.3f} {r["lsd_db"]:7.2f} {r["mcd_db"]:7.2f} '
-      f'{r["note_f1"]:8.3f} {r["onset_f1"]:8.3f} {r["rtf"]:8.1f}'
+      f'{r["note_f1"]:8.3f} {r["onset_f1"]:8.3f} {r["rtf"]:8.3g}'
     )
   by = {r['system']: r for r in results}
   missing = dict.fromkeys(('mrstft', 'note_f1', 'rtf'), float('nan'))

@@ -813,7 +813,7 @@ def _score_share(
   first few mels and clips of each for TensorBoard. Nothing for a process without rows. `listen`:
   score the clips with the independent ear too. `griffin_lim` renders the audio of those metrics
   (else `score_rows` does, the same way); each of `vocoders_built` adds its `vocoder_rows`
-  ('vocoder:<name>:<system>/<metric>'), Griffin-Lim's from the same clips."""
+  ('vocoder:<name>:<system>/<metric>'), Griffin-Lim's the values `score_rows` computed."""
   if reference is None:
     return {}, {}
   mels = {
@@ -845,18 +845,23 @@ def _score_share(
     scored |= {f'{name}/{k}': v for k, v in arrays.items()}
     examples[name] = Rendered(system_mels[:TENSORBOARD_EXAMPLES], clips[:TENSORBOARD_EXAMPLES])
     for vocoder_name, vocoder in (vocoders_built or {}).items():
-      rendered = (
-        clips if vocoder_name == vocoders.DEFAULT else vocoder.render(system_mels, rows).clips
-      )
-      vocoded = vocoder_rows(
-        reference,
-        system_mels,
-        np.asarray(rendered, np.float32),
-        params,
-        batch_size=batch_size,
-        mesh=generator.mesh,
-        listen=listen,
-      )
+      if vocoder_name == vocoders.DEFAULT:  # the clips just scored: their values, not again
+        vocoded = {
+          k: arrays[k]
+          for k in metrics.DESCRIPTORS + ('chroma',) + AUDIO_NOTE_METRICS
+          if k in arrays
+        }
+        vocoded['mel_consistency'] = arrays['griffin_lim_consistency']
+      else:
+        vocoded = vocoder_rows(
+          reference,
+          system_mels,
+          np.asarray(vocoder.render(system_mels, rows).clips, np.float32),
+          params,
+          batch_size=batch_size,
+          mesh=generator.mesh,
+          listen=listen,
+        )
       scored |= {f'{_VOCODER_ROWS}{vocoder_name}:{name}/{k}': v for k, v in vocoded.items()}
   return scored, examples
 
