@@ -7,7 +7,9 @@ the demo corpora have it): each clip's stored mel image goes through
     griffin_lim      the project's JAX fast Griffin-Lim (NNLS mel -> linear, 64 iterations)
     librosa_gl       librosa.feature.inverse.mel_to_audio (L-BFGS NNLS, griffinlim, 64 iterations)
     neural           the trained neural vocoder (--vocoder_workdir)
-    midi             the MIDI route, when generation has one (`_midi_route`: the hook)
+    midi             the MIDI route of `--vocoder=midi` (pix2pitch_jax/vocoders.py): notes read off
+                     the mel -> .mid -> FluidSynth with the best soundfont installed; left out,
+                     with one line saying why, without FluidSynth or a soundfont
 
 and the output is compared with the recording the mel was made from:
   mrstft     multi-resolution STFT distance (audio/stft_distance.py; 0 = identical)
@@ -22,7 +24,7 @@ and the output is compared with the recording the mel was made from:
     python bench/vocoder.py --data_dir=runs/eras_data --vocoder_workdir=runs/vocoder
 
 Its last line: `vocoder_bench neural_mrstft=<x> griffin_lim_mrstft=<y> neural_note_f1=<a>
-griffin_lim_note_f1=<b> neural_rtf=<r>`.
+griffin_lim_note_f1=<b> neural_rtf=<r> midi_note_f1=<c> midi_rtf=<s>` (nan for a row left out).
 """
 
 import os
@@ -37,13 +39,19 @@ import numpy as np
 from absl import app, flags, logging
 from etils import epath
 
-from pix2pitch_jax import inference, inference_vocoder
+from pix2pitch_jax import inference, inference_vocoder, vocoders
 from pix2pitch_jax.audio import numba_cache, spectrogram, stft_distance, transcription
 from pix2pitch_jax.data import records
 from pix2pitch_jax.evaluation import independent_ear, metrics
 
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Dataset built with audio.', required=True)
 _VOCODER = flags.DEFINE_string('vocoder_workdir', None, 'Workdir of a trained neural vocoder.')
+_MIDI_DIR = flags.DEFINE_string(
+  'midi_dir',
+  None,
+  "Folder of the clips' source MIDI files, <era>/<name>.mid (default: the build's own, "
+  '<data_dir>/.data_prep/music21): the reference notes of note F1.',
+)
 _CHECKPOINT = flags.DEFINE_string('checkpoint', 'latest', "The vocoder's checkpoint step.")
 _SPLIT = flags.DEFINE_string('split', 'test', 'Split whose clips are vocoded.')
 _MAX_EXAMPLES = flags.DEFINE_integer('max_examples', 50, 'Use the first N clips of the split.')
@@ -68,7 +76,9 @@ def _librosa_griffin_lim(mels: np.ndarray, params: spectrogram.MelParams, n_iter
   power = spectrogram.image_to_power_mel(mels, params)
   out = []
   start = time.perf_counter()
-  for m in power:
+  for i, m in enumerate(power):
+    if i == 1:
+      print(f'librosa_gl: first clip {time.perf_counter() - start:.1f} s', flush=True)
     out.append(
       librosa.feature.inverse.mel_to_audio(
         m,
@@ -91,19 +101,29 @@ def _librosa_griffin_lim(mels: np.ndarray, params: spectrogram.MelParams, n_iter
   return np.stack(out).astype(np.float32), len(mels) * params.clip_seconds / seconds
 
 
-def _midi_route(mels: np.ndarray, params: spectrogram.MelParams):
-  """The MIDI route (mel -> notes -> .mid -> FluidSynth), once generation has one: return
-  (audio (N, clip_samples), rtf). None leaves it out of the table."""
-  del mels, params
-  return None
+def _midi_route(data_dir: str, meta: records.DatasetMeta, mels: np.ndarray):
+  """The MIDI route (mel -> notes -> .mid -> FluidSynth), built by the vocoder registry as
+  `pix2pitch-generate --vocoder=midi` builds it: (audio (N, clip_samples), rtf, soundfont name),
+  or None, after one line saying why, when FluidSynth or a soundfont is missing."""
+  try:
+    route = vocoders.build('midi', vocoders.VocoderContext(workdir=data_dir, meta=meta))
+  except vocoders.VocoderUnavailable as e:
+    print(f'midi row left out: {e}')
+    return None
+  start = time.perf_counter()  # no compilation to leave out: the route runs on the host
+  clips = route.render(mels, np.arange(len(mels))).clips
+  seconds = time.perf_counter() - start
+  return clips, len(mels) * meta.mel_params.clip_seconds / seconds, route.about['soundfont']
 
 
-def reference_notes(data_dir: str, split_rows: dict, clip_seconds: float) -> list:
-  """Per clip, the notes of its source MIDI inside the clip's window (Notes), or of its
-  notes_json, or None when neither is known."""
+def reference_notes(
+  data_dir: str, split_rows: dict, clip_seconds: float, midi_dir: str | None = None
+) -> list:
+  """Per clip, the notes of its source MIDI (in `midi_dir`, default the build's own) inside the
+  clip's window (Notes), or of its notes_json, or None when neither is known."""
   import pretty_midi
 
-  midi_root = epath.Path(data_dir) / '.data_prep' / 'music21'
+  midi_root = epath.Path(midi_dir or epath.Path(data_dir) / '.data_prep' / 'music21')
   out = []
   cache: dict[str, list] = {}
   for source, offset, notes_json in zip(
@@ -201,7 +221,7 @@ def main(argv):
     except independent_ear.EarUnavailable as e:
       print(f'note F1 skipped: {e}')
       ear = False
-  notes = reference_notes(data_dir, rows, params.clip_seconds)
+  notes = reference_notes(data_dir, rows, params.clip_seconds, _MIDI_DIR.value)
   print(
     f'{n} clips of {params.clip_seconds:g} s ({_SPLIT.value} split of {data_dir}); '
     f'{sum(x is not None and len(x) > 0 for x in notes)} with reference notes; '
@@ -229,9 +249,11 @@ def main(argv):
     print(f'neural vocoder: {_VOCODER.value}, step {vocoder.step} ({vocoder.weights} weights)')
     clips, rtf = _timed(lambda: vocoder.mels_to_audio(mels, batch_size=_BATCH.value), seconds)
     results.append(score('neural', clips, originals, original_db, notes, params, rtf, ear))
-  midi = _midi_route(mels, params)
+  midi = _midi_route(data_dir, meta, mels)
   if midi is not None:
-    results.append(score('midi', midi[0], originals, original_db, notes, params, midi[1], ear))
+    clips, rtf, font = midi
+    print(f'midi route: soundfont {font}')
+    results.append(score('midi', clips, originals, original_db, notes, params, rtf, ear))
 
   print(
     f'{"system":<12} {"MR-STFT":>8} {"LSD dB":>7} {"MCD dB":>7} {"note F1":>8} '
@@ -240,15 +262,17 @@ def main(argv):
   for r in results:
     print(
       f'{r["system"]:<12} {r["mrstft"]:8.3f} {r["lsd_db"]:7.2f} {r["mcd_db"]:7.2f} '
-      f'{r["note_f1"]:8.3f} {r["onset_f1"]:8.3f} {r["rtf"]:8.1f}'
+      f'{r["note_f1"]:8.3f} {r["onset_f1"]:8.3f} {r["rtf"]:8.3g}'
     )
   by = {r['system']: r for r in results}
-  neural = by.get('neural', dict.fromkeys(('mrstft', 'note_f1', 'rtf'), float('nan')))
+  missing = dict.fromkeys(('mrstft', 'note_f1', 'rtf'), float('nan'))
+  neural, midi_row = by.get('neural', missing), by.get('midi', missing)
   gl = by['griffin_lim']
   print(
     f'vocoder_bench neural_mrstft={neural["mrstft"]:.4f} griffin_lim_mrstft={gl["mrstft"]:.4f} '
     f'neural_note_f1={neural["note_f1"]:.4f} griffin_lim_note_f1={gl["note_f1"]:.4f} '
-    f'neural_rtf={neural["rtf"]:.1f}'
+    f'neural_rtf={neural["rtf"]:.1f} midi_note_f1={midi_row["note_f1"]:.4f} '
+    f'midi_rtf={midi_row["rtf"]:.1f}'
   )
 
 

@@ -4,7 +4,12 @@
 
 Writes <workdir>/eval/metrics_<step>.json and report_<step>.md and TensorBoard scalars under
 <workdir>/tensorboard/eval; trains and caches the era classifier in <workdir>/era_classifier/ on
-first use. Metrics and outputs: docs/evaluation.md.
+first use. Metrics and outputs: docs/evaluation.md. The audio metrics use Griffin-Lim; --vocoder
+scores the audio of each vocoder listed as well (`vocoders` in the JSON, "Audio by vocoder" in the
+report):
+
+    python -m pix2pitch_jax.evaluate --workdir=runs/p256 --vocoder=griffin_lim,midi,neural \
+        [--vocoder_workdir=runs/vocoder]
 
 For a CycleGAN run (`family='cyclegan'`) it first writes cyclegan_metrics_<step>.json and
 cyclegan_report_<step>.md: whether the pictures it draws follow the sound (rank correlations
@@ -32,6 +37,20 @@ _BATCH_SIZE = flags.DEFINE_integer(
 )
 _GL_ITERS = flags.DEFINE_integer('griffin_lim_iters', 32, 'Griffin-Lim iterations per clip.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Griffin-Lim initial phases.')
+
+_VOCODER = flags.DEFINE_list(
+  'vocoder',
+  ['griffin_lim'],
+  "Vocoders whose audio is scored (audio descriptors, basic-pitch's notes, mel consistency), "
+  'comma-separated: griffin_lim, midi (notes -> .mid -> FluidSynth; soundfont: '
+  '$PIX2PITCH_SOUNDFONT or the best installed), neural (a trained vocoder).',
+)
+_VOCODER_WORKDIR = flags.DEFINE_string(
+  'vocoder_workdir',
+  None,
+  'With --vocoder=neural: the training workdir of a vocoder '
+  '(--config=experiments/vocoder_demo.py); default: <workdir>/vocoder.',
+)
 
 _IMAGE_TO_SOUND = flags.DEFINE_bool(
   'image_to_sound',
@@ -78,6 +97,8 @@ def main() -> None:
     griffin_lim_iters=_GL_ITERS.value,
     seed=_SEED.value,
     weights=_WEIGHTS.value,
+    vocoder_names=_VOCODER.value,
+    vocoder_workdir=_VOCODER_WORKDIR.value,
   )
   if not sharding.is_main_process():
     return

@@ -3,10 +3,13 @@
 import importlib.util
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
 
+from pix2pitch_jax import vocoders
+from pix2pitch_jax.audio import soundfont
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.data import records
 from pix2pitch_jax.evaluation import job as evaluation_job
@@ -269,6 +272,83 @@ def test_evaluate_scores_notes_with_both_ears(stub_workdir, monkeypatch, caplog,
   assert ('basic-pitch (Spotify' in report) == listened
   warnings = [r for r in caplog.records if 'Audio note metrics left out' in r.getMessage()]
   assert len(warnings) == (0 if listened else 1)
+
+
+class _HalfVolumeGriffinLim(vocoders.GriffinLim):
+  """Stands in for a trained neural vocoder: Griffin-Lim's clips at half their amplitude."""
+
+  @property
+  def about(self):
+    return {'kind': 'neural', 'method': 'stand-in', 'workdir': 'nowhere', 'step': 7}
+
+  def render(self, mels, indices):
+    return vocoders.Rendering(0.5 * super().render(mels, indices).clips)
+
+
+def test_evaluate_scores_the_audio_of_each_vocoder(stub_workdir, monkeypatch):
+  """Griffin-Lim and a second vocoder (and the MIDI route where FluidSynth is installed) each get
+  the audio-side metrics of every system, with what the vocoder is; Griffin-Lim's match the
+  metrics of the systems, which use the same clips."""
+  monkeypatch.setitem(vocoders._REGISTRY, 'neural', _HalfVolumeGriffinLim)
+  names = ('griffin_lim', 'neural') + (('midi',) if shutil.which('fluidsynth') else ())
+  result = evaluation_job.evaluate(
+    stub_workdir,
+    split='test',
+    griffin_lim_iters=2,
+    classifier_config=TINY_CLASSIFIER,
+    vocoder_names=names,
+  )
+  m = result['metrics']
+  assert m['vocoder_names'] == list(names) and set(m['vocoders']) == set(names)
+  for name in names:
+    for system in evaluation_job.SYSTEMS:
+      block = m['vocoders'][name][system]
+      assert set(evaluation_job.VOCODER_METRICS) <= set(block), (name, system)
+      assert block['mel_consistency_n'] == 4 and len(block['mel_consistency_ci95']) == 2
+    assert m['vocoders'][name]['real']['mel_consistency'] >= 0.0
+  gl, half = m['vocoders']['griffin_lim'], m['vocoders']['neural']
+  assert gl['about'] == {
+    'kind': 'griffin_lim',
+    'method': 'Griffin-Lim (fast, momentum 0.99)',
+    'iterations': 2,
+  }
+  assert half['about'] == {'kind': 'neural', 'method': 'stand-in', 'workdir': 'nowhere', 'step': 7}
+  for system in evaluation_job.SYSTEMS:
+    # Griffin-Lim's block is the systems' own audio metrics, on the same clips.
+    assert gl[system]['mel_consistency'] == pytest.approx(m[system]['griffin_lim_consistency'])
+    assert gl[system]['chroma_distance'] == pytest.approx(m[system]['chroma_distance'])
+    # Half the amplitude: the audio's mel is 6 dB off the mel it came from, while the chroma and
+    # the spectral centroid, which ignore the level, do not move.
+    assert half[system]['mel_consistency'] > gl[system]['mel_consistency'] + 0.1
+    assert half[system]['chroma_distance'] == pytest.approx(gl[system]['chroma_distance'], abs=1e-6)
+    key = 'spectral_centroid_hz/difference'
+    assert half[system][key] == pytest.approx(gl[system][key], rel=1e-4, abs=1e-3)
+  if 'midi' in names:
+    assert m['vocoders']['midi']['about']['soundfont'] == soundfont.find_soundfont().name
+  on_disk = json.loads(pathlib.Path(result['metrics_json']).read_text())
+  assert on_disk['vocoders']['neural']['model']['mel_consistency'] == pytest.approx(
+    half['model']['mel_consistency']
+  )
+  report = pathlib.Path(result['report_md']).read_text()
+  assert '## Audio by vocoder' in report and '### neural' in report
+  assert 'stand-in; workdir nowhere; step 7' in report and '| mel_consistency |' in report
+  tags = {
+    v.tag
+    for e in summaries.read_events(stub_workdir / 'tensorboard' / 'eval')
+    for v in e.summary.value
+  }
+  assert {
+    'vocoder_neural/model/mel_consistency',
+    'vocoder_griffin_lim/real/mel_consistency',
+  } <= tags
+
+
+def test_a_missing_vocoder_stops_evaluation_in_one_line_first(stub_workdir):
+  with pytest.raises(vocoders.VocoderUnavailable, match='^no trained vocoder: '):
+    evaluation_job.evaluate(stub_workdir, split='test', vocoder_names=['griffin_lim', 'neural'])
+  with pytest.raises(vocoders.VocoderUnavailable, match="unknown vocoder 'hifigan'"):
+    evaluation_job.evaluate(stub_workdir, split='test', vocoder_names=['hifigan'])
+  assert not (stub_workdir / 'era_classifier').exists()  # nothing scored or trained before
 
 
 def test_retrieval_finds_the_same_painting(tiny_dataset):

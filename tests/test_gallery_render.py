@@ -75,8 +75,8 @@ def test_a_broken_audio_file_is_reported(tmp_path):
 
 @pytest.mark.skipif(shutil.which('fluidsynth') is None, reason='needs fluidsynth')
 def test_a_gallery_with_every_vocoder_loads_every_player(stub_workdir, monkeypatch, tmp_path):
+  from pix2pitch_jax import vocoders
   from pix2pitch_jax.audio import soundfont
-  from pix2pitch_jax.generation import vocoders
 
   class HalfVolumeGriffinLim(vocoders.GriffinLim):
     """Stands in for a trained neural vocoder: the page and files do not depend on which."""

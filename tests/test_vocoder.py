@@ -1,5 +1,5 @@
 """The neural vocoder: audio in the records, the 'vocoder' training family (learning, kill -9 and
-resume bit-identical), inference, and generation with --vocoder=neural."""
+resume bit-identical), inference, and generation and evaluation with --vocoder=neural."""
 
 import json
 import os
@@ -11,12 +11,11 @@ import pytest
 import soundfile
 from test_train_resume import _start, _wait_for
 
-from pix2pitch_jax import inference, inference_vocoder
+from pix2pitch_jax import inference, inference_vocoder, vocoders
 from pix2pitch_jax.audio import spectrogram, stft_distance
 from pix2pitch_jax.core import configs
 from pix2pitch_jax.data import input_pipeline, records
 from pix2pitch_jax.generation import job as generation_job
-from pix2pitch_jax.generation import vocoders
 from pix2pitch_jax.runtime import checkpointing, sharding
 from pix2pitch_jax.training import loop, trainer, vocoder_task
 
@@ -234,3 +233,49 @@ def test_generate_with_the_neural_vocoder_writes_wavs(
       clip, rate = soundfile.read(out / name)
       assert rate == PARAMS.sample_rate and clip.shape == (PARAMS.clip_samples,)
       assert np.isfinite(clip).all() and np.abs(clip).max() > 1e-3
+
+
+@pytest.mark.slow
+def test_evaluate_scores_the_neural_vocoder(trained_vocoder, audio_dataset, tmp_path, monkeypatch):
+  from pix2pitch_jax.evaluation import job as evaluation_job
+  from pix2pitch_jax.evaluation import metrics
+  from pix2pitch_jax.models import era_classifier as era_model
+
+  vocoder_workdir, _ = trained_vocoder
+  monkeypatch.setattr(
+    inference,
+    'load_generator',
+    lambda workdir, checkpoint='latest', weights='ema': TinyRuleGenerator(audio_dataset),
+  )
+  with pytest.raises(vocoders.VocoderUnavailable, match='^no trained vocoder: '):
+    evaluation_job.evaluate(tmp_path / 'bare', split='test', vocoder_names=['neural'])
+  result = evaluation_job.evaluate(
+    tmp_path / 'run',
+    split='test',
+    griffin_lim_iters=2,
+    classifier_config=era_model.ClassifierConfig(
+      features=(8,), embedding_dim=8, num_steps=4, batch_size=8
+    ),
+    vocoder_names=['neural', 'griffin_lim'],
+    vocoder_workdir=vocoder_workdir,
+  )
+  scored = result['metrics']['vocoders']
+  assert scored['neural']['about'] == {
+    'kind': 'neural',
+    'method': 'neural vocoder (Vocos-style, trained on the dataset)',
+    'workdir': str(vocoder_workdir),
+    'step': 24,
+    'weights': 'ema',
+  }
+  for name in ('neural', 'griffin_lim'):
+    block = scored[name]['model']
+    assert block['mel_consistency_n'] == 4 and np.isfinite(block['mel_consistency'])
+    assert 0.0 <= block['chroma_distance'] <= 1.0
+  # The real mels' block is the vocoder's own audio of them, scored against their mels.
+  mels = records.read_split(audio_dataset, 'test', fields=('mel',))['mel']
+  clips = inference_vocoder.load_vocoder(vocoder_workdir).mels_to_audio(mels)
+  expected = np.mean(metrics.griffin_lim_consistency(mels, clips, PARAMS))
+  assert scored['neural']['real']['mel_consistency'] == pytest.approx(float(expected), rel=1e-4)
+  assert scored['neural']['real']['mel_consistency'] != pytest.approx(
+    scored['griffin_lim']['real']['mel_consistency'], rel=1e-3
+  )

@@ -12,10 +12,10 @@ import pytest
 import soundfile
 from PIL import Image
 
+from pix2pitch_jax import vocoders
 from pix2pitch_jax.audio import mel_to_midi, soundfont, spectrogram, transcription
 from pix2pitch_jax.core import cli
 from pix2pitch_jax.generation import job as generation_job
-from pix2pitch_jax.generation import vocoders
 
 needs_fluidsynth = pytest.mark.skipif(
   shutil.which('fluidsynth') is None, reason='needs fluidsynth (make setup installs it)'

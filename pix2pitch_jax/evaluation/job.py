@@ -16,10 +16,16 @@ listens to the Griffin-Lim audio (`audio_onset_*`; `independent_ear`, the `ear` 
 the extra, one warning, and the `audio_*` metrics are left out.
 
 Audio for the audio metrics is the Griffin-Lim reconstruction of each mel, the real ones
-included, so every system goes through the same vocoder. Generation, the spectrogram metrics and
-Griffin-Lim run in fixed-size batches sharded over all local devices ('data' mesh axis); set-level
-statistics (Fréchet, KID, diversity, descriptors, transcription) and the bootstrap intervals of
-every mean and of KID (`CONFIDENCE`, `BOOTSTRAP_RESAMPLES`) run on the host.
+included, so every system goes through the same vocoder. `vocoder_names` (`--vocoder`, the
+registry of `pix2pitch_jax/vocoders.py`: griffin_lim, midi, neural) scores the audio of each named
+vocoder too: the audio-side metrics (`VOCODER_METRICS`: how much of the mel its audio keeps, the
+audio descriptors against the real mels through the same vocoder, the independent ear's notes)
+of every system under `vocoders/<name>`, with what the vocoder is (`about`).
+
+Generation, the spectrogram metrics and Griffin-Lim run in fixed-size batches sharded over all
+local devices ('data' mesh axis); set-level statistics (Fréchet, KID, diversity, descriptors,
+transcription) and the bootstrap intervals of every mean and of KID (`CONFIDENCE`,
+`BOOTSTRAP_RESAMPLES`) run on the host.
 
 On many hosts (`jax.distributed`, started by the main) each process scores every system on its
 share of the examples (rows i with i % process_count == process_index: generation, Griffin-Lim,
@@ -51,7 +57,7 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from pix2pitch_jax import inference
+from pix2pitch_jax import inference, vocoders
 from pix2pitch_jax.audio import spectrogram, transcription
 from pix2pitch_jax.core import run_logs
 from pix2pitch_jax.core import workdir as workdir_lib
@@ -79,6 +85,13 @@ AUDIO_NOTE_REPORT = (  # the rows of the report's table; the JSON has all of AUD
   'audio_onset_pitch_precision',
   'audio_onset_pitch_recall',
 )
+# Per vocoder (`vocoders/<name>/<system>`): the audio-side metrics. `mel_consistency` is
+# `griffin_lim_consistency`'s measure on that vocoder's audio: how far the mel of the audio is from
+# the mel it was made from.
+VOCODER_METRICS = ('mel_consistency', 'chroma_distance') + tuple(
+  f'{d}/difference' for d in metrics.DESCRIPTORS
+)
+_VOCODER_ROWS = 'vocoder:'  # row keys 'vocoder:<name>:<system>/<metric>'
 TENSORBOARD_EXAMPLES = 2  # clips per system in TensorBoard: something to listen to, not a score
 # (metric, better) for the report's arrows; 'real' means closest to the real mels' value.
 DIRECTIONS = {
@@ -90,6 +103,7 @@ DIRECTIONS = {
   'ssim': 'higher',
   'psnr_db': 'higher',
   'griffin_lim_consistency': 'lower',
+  'mel_consistency': 'lower',
   'era_accuracy': 'higher',
   'frechet_distance': 'lower',
   'kernel_inception_distance': 'lower',
@@ -339,6 +353,7 @@ def score_rows(
   batch_size: int,
   mesh,
   listen: bool = False,
+  clips: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
   """Everything per example of one system on some rows of the set (a host's share): its mels, the
   classifier's era and embedding, spectrogram metrics (consistency alone for the real mels), the
@@ -346,11 +361,13 @@ def score_rows(
   independent ear's note scores of the clips (`AUDIO_NOTE_METRICS`). Also the clips.
 
   `indices` are the rows' positions in the whole set: clip i's Griffin-Lim phase is
-  fold_in(seed, indices[i]) whichever host renders it.
+  fold_in(seed, indices[i]) whichever host renders it. `clips`: that Griffin-Lim audio when the
+  caller has rendered it already.
   """
-  clips = inference.mels_to_audio(
-    mels, params, n_iter=n_iter, seed=seed, batch_size=batch_size, mesh=mesh, indices=indices
-  )
+  if clips is None:
+    clips = inference.mels_to_audio(
+      mels, params, n_iter=n_iter, seed=seed, batch_size=batch_size, mesh=mesh, indices=indices
+    )
   out = {
     'mels': np.asarray(mels, np.float32),
     'predicted_era': classifier.predict(mels),
@@ -377,6 +394,34 @@ def score_rows(
     heard = audio_note_metrics(reference.notes_json, clips, params.sample_rate, params.clip_seconds)
     _put_rows(out, heard, AUDIO_NOTE_METRICS, len(mels))
   return out, clips
+
+
+def vocoder_rows(
+  reference: EvalSet,
+  mels: np.ndarray,
+  clips: np.ndarray,
+  params: spectrogram.MelParams,
+  *,
+  batch_size: int,
+  mesh,
+  listen: bool = False,
+) -> dict[str, np.ndarray]:
+  """The audio-side values per example of one system's `mels` as one vocoder's `clips`: how far
+  the clips' mel is from the mel (`mel_consistency`), the audio descriptors and, with `listen`, the
+  independent ear's note scores (NaN where the example has no notes)."""
+  out = {
+    'mel_consistency': sharding.map_in_batches(
+      functools.partial(_consistency, params=params),
+      {'images': mels, 'clips': clips},
+      batch_size=batch_size,
+      mesh=mesh,
+    ),
+    **metrics.audio_descriptors(clips, params.sample_rate),
+  }
+  if listen:
+    heard = audio_note_metrics(reference.notes_json, clips, params.sample_rate, params.clip_seconds)
+    _put_rows(out, heard, AUDIO_NOTE_METRICS, len(mels))
+  return out
 
 
 def _put_rows(
@@ -451,12 +496,7 @@ def score_system(
     out |= _mean_with_interval(k, v)
   out |= _mean_with_interval('era_accuracy', correct)
   out |= _embedding_distances(real['embedding'], system['embedding'])
-  out.update(metrics.descriptor_statistics(_descriptors(real), _descriptors(system)))
-  for name in metrics.DESCRIPTORS:
-    # The difference of the two sets' means is the mean of the paired per-example differences,
-    # so it has an interval as any mean; the value stays descriptor_statistics'.
-    paired = _mean_with_interval(f'{name}/difference', system[name] - real[name])
-    out |= {k: v for k, v in paired.items() if k != f'{name}/difference'}
+  out |= _descriptor_scores(real, system)
   if notes.any():
     for k in _note_keys(system):
       out |= _mean_with_interval(k, system[k][notes])
@@ -483,6 +523,41 @@ def score_system(
   out['diversity'] = _nanmean([e['diversity'] for e in per_era.values()])
   out['diversity_ratio'] = _nanmean([e['diversity_ratio'] for e in per_era.values()])
   out['per_era'] = per_era
+  return out
+
+
+def _descriptor_scores(
+  real: dict[str, np.ndarray], system: dict[str, np.ndarray]
+) -> dict[str, Any]:
+  """The audio descriptors of a system against the real set's (`descriptor_statistics`), each
+  difference with the interval of the paired per-example differences."""
+  out: dict[str, Any] = metrics.descriptor_statistics(_descriptors(real), _descriptors(system))
+  for name in metrics.DESCRIPTORS:
+    # The difference of the two sets' means is the mean of the paired per-example differences,
+    # so it has an interval as any mean; the value stays descriptor_statistics'.
+    paired = _mean_with_interval(f'{name}/difference', system[name] - real[name])
+    out |= {k: v for k, v in paired.items() if k != f'{name}/difference'}
+  return out
+
+
+def score_vocoder(
+  rows: dict[str, dict[str, np.ndarray]], has_notes: np.ndarray
+) -> dict[str, dict[str, Any]]:
+  """The audio-side metrics of one vocoder for 'real' and every system, from `vocoder_rows` of
+  every example (`rows`: system -> name -> values): `mel_consistency`, the descriptors against
+  the real mels through the same vocoder, and the ear's note scores where it listened."""
+  real = rows['real']
+  out: dict[str, dict[str, Any]] = {}
+  for name in ('real',) + SYSTEMS:
+    system = rows[name]
+    block = _mean_with_interval('mel_consistency', system['mel_consistency'])
+    if name != 'real':
+      block |= _descriptor_scores(real, system)
+    if has_notes.any():
+      for k in AUDIO_NOTE_METRICS:
+        if k in system:
+          block |= _mean_with_interval(k, system[k][has_notes])
+    out[name] = block
   return out
 
 
@@ -623,20 +698,39 @@ def evaluate(
   seed: int = 0,
   weights: str = 'ema',
   classifier_config: era_model.ClassifierConfig = era_model.ClassifierConfig(),
+  vocoder_names: Sequence[str] = (vocoders.DEFAULT,),
+  vocoder_workdir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
   """Score a checkpoint on a split against the baselines; write JSON, report and TensorBoard.
 
   In a multi-process job every process calls this with the same arguments and scores its share
   of the examples (`batch_size` is per process); process 0 computes the set-level metrics on all
   of them and writes the outputs. `weights`: the generator's moving average ('ema', when the run
-  kept one) or its weights ('raw'); `inference.load_generator`.
+  kept one) or its weights ('raw'); `inference.load_generator`. `vocoder_names`: the vocoders
+  whose audio is scored too (`vocoders/<name>` in the result; the registry of `vocoders.py`),
+  `vocoder_workdir`: the neural vocoder's training workdir (default `<workdir>/vocoder`). A
+  vocoder that cannot run here stops the job with one line before anything is scored.
 
   Returns {'metrics': the JSON's content, 'metrics_json': path, 'report_md': path, 'step': int}.
   """
+  vocoder_names = vocoders.check_names(vocoder_names)
   paths = workdir_lib.Workdir(workdir)
   generator = inference.load_generator(workdir, checkpoint, weights=weights)
   data_dir = generator.config.data_dir
   params, era_names = generator.meta.mel_params, tuple(generator.meta.era_names)
+  context = vocoders.VocoderContext(
+    workdir=os.fspath(workdir),
+    meta=generator.meta,
+    seed=seed,
+    griffin_lim_iters=griffin_lim_iters,
+    batch_size=batch_size,
+    mesh=generator.mesh,
+    vocoder_workdir=None if vocoder_workdir is None else os.fspath(vocoder_workdir),
+  )
+  # Built before anything is scored: a missing vocoder or soundfont stops here, in one line. The
+  # metrics of every system use Griffin-Lim's audio whichever vocoders are listed.
+  built = {name: vocoders.build(name, context) for name in vocoder_names}
+  griffin_lim = built.get(vocoders.DEFAULT) or vocoders.build(vocoders.DEFAULT, context)
   classifier = _shared_era_classifier(paths.era_classifier, data_dir, classifier_config)
   parts = _Parts(paths.eval_dir / f'.parts_{generator.step}')
   source = records.open_split(data_dir, split)
@@ -667,6 +761,8 @@ def evaluate(
     seed=seed,
     batch_size=batch_size,
     listen=listen,
+    griffin_lim=griffin_lim,
+    vocoders_built=built,
   )
   gathered = parts.exchange('scores', {'rows': rows} | scored)
   written = None
@@ -682,8 +778,10 @@ def evaluate(
       'seed': seed,
       'mel_params': params.to_dict(),
       'classifier': classifier.info,
-      **_score_all(_assemble(gathered, n), era_names),
+      **_score_all(_assemble(gathered, n), era_names, vocoder_names),
     }
+    for name, vocoder in built.items():
+      result['vocoders'][name]['about'] = {'kind': name, **vocoder.about}
     written = write_outputs(paths, result, examples=examples)
   sharding.barrier('evaluation: outputs written')
   parts.remove()
@@ -708,10 +806,14 @@ def _score_share(
   seed: int,
   batch_size: int,
   listen: bool = False,
+  griffin_lim: vocoders.Vocoder | None = None,
+  vocoders_built: dict[str, vocoders.Vocoder] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Rendered]]:
   """`score_rows` of every system on this process's rows ('<system>/<name>' -> array), and the
   first few mels and clips of each for TensorBoard. Nothing for a process without rows. `listen`:
-  score the clips with the independent ear too."""
+  score the clips with the independent ear too. `griffin_lim` renders the audio of those metrics
+  (else `score_rows` does, the same way); each of `vocoders_built` adds its `vocoder_rows`
+  ('vocoder:<name>:<system>/<metric>'), Griffin-Lim's the values `score_rows` computed."""
   if reference is None:
     return {}, {}
   mels = {
@@ -723,7 +825,9 @@ def _score_share(
     'era_mean': era_mean_mels(summary, reference.eras),
   }
   scored, examples = {'eras/era': reference.eras}, {}
+  params = generator.meta.mel_params
   for name, system_mels in mels.items():
+    gl_clips = None if griffin_lim is None else griffin_lim.render(system_mels, rows).clips
     arrays, clips = score_rows(
       reference,
       system_mels,
@@ -736,14 +840,37 @@ def _score_share(
       batch_size=batch_size,
       mesh=generator.mesh,
       listen=listen,
+      clips=gl_clips,
     )
     scored |= {f'{name}/{k}': v for k, v in arrays.items()}
     examples[name] = Rendered(system_mels[:TENSORBOARD_EXAMPLES], clips[:TENSORBOARD_EXAMPLES])
+    for vocoder_name, vocoder in (vocoders_built or {}).items():
+      if vocoder_name == vocoders.DEFAULT:  # the clips just scored: their values, not again
+        vocoded = {
+          k: arrays[k]
+          for k in metrics.DESCRIPTORS + ('chroma',) + AUDIO_NOTE_METRICS
+          if k in arrays
+        }
+        vocoded['mel_consistency'] = arrays['griffin_lim_consistency']
+      else:
+        vocoded = vocoder_rows(
+          reference,
+          system_mels,
+          np.asarray(vocoder.render(system_mels, rows).clips, np.float32),
+          params,
+          batch_size=batch_size,
+          mesh=generator.mesh,
+          listen=listen,
+        )
+      scored |= {f'{_VOCODER_ROWS}{vocoder_name}:{name}/{k}': v for k, v in vocoded.items()}
   return scored, examples
 
 
-def _score_all(merged: dict[str, np.ndarray], era_names: Sequence[str]) -> dict[str, Any]:
-  """The metrics of 'real' and of every system from the rows of the whole set."""
+def _score_all(
+  merged: dict[str, np.ndarray], era_names: Sequence[str], vocoder_names: Sequence[str] = ()
+) -> dict[str, Any]:
+  """The metrics of 'real' and of every system from the rows of the whole set, and the
+  audio-side metrics of each of `vocoder_names` ('vocoders')."""
   by_system = {
     s: {k.split('/', 1)[1]: v for k, v in merged.items() if k.startswith(f'{s}/')}
     for s in ('real',) + SYSTEMS
@@ -762,6 +889,18 @@ def _score_all(merged: dict[str, np.ndarray], era_names: Sequence[str]) -> dict[
     result[name] = score_system(eras, by_system['real'], by_system[name], era_names)
     # The ceiling next to every system, so each block reads on its own.
     result[name]['era_accuracy_real'] = result['real']['era_accuracy']
+  if vocoder_names:
+    result['vocoder_names'] = list(vocoder_names)
+    result['vocoders'] = {}
+  for vocoder_name in vocoder_names:
+    prefix = f'{_VOCODER_ROWS}{vocoder_name}:'
+    rows = {
+      s: {
+        k[len(prefix) + len(s) + 1 :]: v for k, v in merged.items() if k.startswith(f'{prefix}{s}/')
+      }
+      for s in ('real',) + SYSTEMS
+    }
+    result['vocoders'][vocoder_name] = score_vocoder(rows, by_system['real']['has_notes'])
   return result
 
 
@@ -797,11 +936,19 @@ def _json_safe(value: Any) -> Any:
 
 def scalar_items(result: dict[str, Any]) -> dict[str, float]:
   """'<system>/<metric>' -> value for every finite scalar of the systems and 'real', and
-  '<system>/<metric>_ci95_low', '_ci95_high' for its interval. Counts (`<metric>_n`) stay in the
+  '<system>/<metric>_ci95_low', '_ci95_high' for its interval; a vocoder's metrics as
+  'vocoder_<name>/<system>/<metric>'. Counts (`<metric>_n`) stay in the
   JSON: they are not scores to plot."""
+  blocks = [(group, result.get(group, {})) for group in ('real',) + SYSTEMS]
+  for vocoder_name, vocoder_blocks in result.get('vocoders', {}).items():
+    blocks += [
+      (f'vocoder_{vocoder_name}/{group}', vocoder_blocks[group])
+      for group in ('real',) + SYSTEMS
+      if group in vocoder_blocks
+    ]
   out = {}
-  for group in ('real',) + SYSTEMS:
-    for key, value in result.get(group, {}).items():
+  for group, block in blocks:
+    for key, value in block.items():
       if key.endswith('_ci95') and len(value) == 2:
         for bound, end in zip(('low', 'high'), value):
           if isinstance(end, (int, float)) and math.isfinite(end):
@@ -949,6 +1096,7 @@ def render_report(result: dict[str, Any]) -> str:
     lines.append(f'| {row} | {better} | {count} | ' + ' | '.join(values) + ' |')
   if 'onset_f1' in result['model']:
     lines += ['', _two_ears(listened=AUDIO_NOTE_REPORT[0] in result['model'])]
+  lines += _vocoder_tables(result, columns)
   lines += ['', '## Per era', '']
   eras = [e for e in result['era_names'] if e in result['real']['per_era']]
   for row in PER_ERA_ROWS:
@@ -975,6 +1123,50 @@ def render_report(result: dict[str, Any]) -> str:
     '',
   ]
   return '\n'.join(lines)
+
+
+# What the report says of a vocoder, from its `about`, in this order.
+_ABOUT_KEYS = ('method', 'iterations', 'soundfont', 'program', 'workdir', 'step', 'weights')
+
+
+def _describe_vocoder(about: dict[str, Any]) -> str:
+  return '; '.join(
+    f'{k} {about[k]}' if k != 'method' else about[k] for k in _ABOUT_KEYS if k in about
+  )
+
+
+def _vocoder_tables(result: dict[str, Any], columns: Sequence[str]) -> list[str]:
+  """One table per scored vocoder: the audio-side metrics of every system's mels as its audio."""
+  scored = result.get('vocoders', {})
+  if not scored:
+    return []
+  lines = [
+    '',
+    '## Audio by vocoder',
+    '',
+    "Every system's mels (and the real ones) as each vocoder's audio: `mel_consistency`, how far "
+    "the audio's mel is from the mel it was made from (spectral convergence; the measure of "
+    '`griffin_lim_consistency`), the audio descriptors against the real mels through the same '
+    "vocoder, and basic-pitch's note scores where it listened.",
+  ]
+  for name in result.get('vocoder_names', list(scored)):
+    blocks = [scored[name].get(c, {}) for c in columns]
+    rows = list(VOCODER_METRICS) + [k for k in AUDIO_NOTE_REPORT if k in scored[name]['model']]
+    lines += [
+      '',
+      f'### {name}',
+      '',
+      _describe_vocoder(scored[name].get('about', {})),
+      '',
+      '| metric | better | n | ' + ' | '.join(columns) + ' |',
+      '| --- | --- | ---: |' + ' ---: |' * len(columns),
+    ]
+    for row in rows:
+      better = '≈ 0' if row.endswith('/difference') else _ARROWS[DIRECTIONS[row]]
+      count = _count(blocks, row, result['num_examples'])
+      values = [_with_interval(b, row) for b in blocks]
+      lines.append(f'| {row} | {better} | {count} | ' + ' | '.join(values) + ' |')
+  return lines
 
 
 def _confusion_tables(result: dict[str, Any], columns: Sequence[str]) -> list[str]:

@@ -53,12 +53,12 @@ from absl import logging
 from etils import epath
 from tqdm import tqdm
 
-from pix2pitch_jax import inference
+from pix2pitch_jax import inference, vocoders
 from pix2pitch_jax.audio import spectrogram, wav
 from pix2pitch_jax.core import cli
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.data import batching, images, records
-from pix2pitch_jax.generation import gallery, vocoders
+from pix2pitch_jax.generation import gallery
 from pix2pitch_jax.runtime import sharding
 
 DEFAULT_BATCH_SIZE = inference.DEFAULT_BATCH_SIZE

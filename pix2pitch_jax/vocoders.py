@@ -1,4 +1,5 @@
-"""The ways a generated mel image becomes sound, by name (`pix2pitch-generate --vocoder=...`).
+"""The ways a generated mel image becomes sound, by name: `--vocoder=...` of pix2pitch-generate
+(the clips it writes) and of pix2pitch-evaluate (the audio metrics of each vocoder).
 
     griffin_lim  the thesis' method: NNLS mel -> linear magnitude, fast Griffin-Lim phase (JAX)
     midi         the MIDI route: notes read off the mel -> a .mid file -> FluidSynth with the best
@@ -8,9 +9,9 @@
 A vocoder is built once per job by its factory, `factory(context) -> Vocoder`: the factory finds
 what it needs (a trained model in the workdir, FluidSynth and a soundfont) and raises
 `VocoderUnavailable` with one line saying what is missing, before anything is generated. The
-built vocoder says what it is in `about` (soundfont, iterations, checkpoint), which the manifest
-records, and turns a batch of mel images into clips with `render`. Adding one is `register(name,
-factory)`.
+built vocoder says what it is in `about` (soundfont, iterations, checkpoint), which generation's
+manifest and the evaluation report record, and turns a batch of mel images into clips with
+`render`. Adding one is `register(name, factory)`.
 """
 
 from __future__ import annotations
