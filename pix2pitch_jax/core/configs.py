@@ -83,6 +83,12 @@ def default_config() -> ml_collections.ConfigDict:
   c.cyclegan = ml_collections.ConfigDict()
   c.cyclegan.generator = 'resnet'  # resnet (the reference's resnet_9blocks) | unet
   c.cyclegan.resnet_blocks = 9
+  # The ResNet generator's geometry: stride-2 steps before the blocks (the reference's 2: blocks
+  # at S/4 with ngf * 2**downsampling channels) and the stem's and head's kernel (the reference's
+  # c7s1). More steps and a 3x3 edge make a generator far cheaper per picture
+  # (experiments/cyclegan_demo.py, sized for the visualiser).
+  c.cyclegan.downsampling = 2
+  c.cyclegan.edge_kernel = 7
   c.cyclegan.lambda_cycle = 10.0  # L1 of picture -> mel -> picture and mel -> picture -> mel
   # Identity loss weight, as a fraction of lambda_cycle (the reference's 0.5): a mel, as a grey
   # picture, should come back from picture -> mel unchanged, and a picture's grey version, read as
