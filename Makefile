@@ -5,8 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
-DEMO_DIR ?= runs/demo
 DEMO ?= synesthesia
+# squiggles (the CycleGAN demo) writes beside the paired demos, not over them.
+DEMO_DIR ?= $(if $(filter squiggles,$(DEMO)),runs/squiggles,runs/demo)
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 export PYTHONUNBUFFERED := 1
 

@@ -1,12 +1,12 @@
 """Benchmark: the visualiser's frames per second, and its latency from an audio chunk to its frame.
 
-The sound -> picture generator at the demo's size (experiments/cyclegan_demo.py: ResNet-6-block,
-ngf 16) at `--size` pixels, untrained (speed does not depend on the weights), on 1 s mel windows
-at 22 050 Hz (the squiggles corpus' clip). Batch mode: mel windows of a synthetic song, pictures
-in batches of `--batch`, frame smoothing (not the video encoding, which ffmpeg does on its own
-thread): frames per second after compilation. Streaming mode: the song fed in chunks of 1/fps s
-(`StreamingVisualiser`, as from a live input), each chunk's STFT window and one generator call:
-the median latency from a chunk's arrival to its frame.
+The sound -> picture generator at the demo's size (experiments/cyclegan_demo.py: ResNet-6-block, ngf
+8, three halvings, 3x3 edges) at `--size` pixels, untrained (speed does not depend on the weights),
+on 1 s mel windows at 22 050 Hz (the squiggles corpus' clip). Batch mode: mel windows of a synthetic
+song, pictures in batches of `--batch`, frame smoothing (not the video encoding, which ffmpeg does
+on its own thread): frames per second after compilation. Streaming mode: the song fed in chunks of
+1/fps s (`StreamingVisualiser`, as from a live input), each chunk's STFT window and one generator
+call: the median latency from a chunk's arrival to its frame.
 
     python bench/visualise.py [--size=128] [--frames=300] [--batch=16]
 

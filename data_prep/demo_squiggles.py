@@ -146,6 +146,25 @@ def synthesize(p: NoteParams, sample_rate: int, num_samples: int) -> np.ndarray:
   return np.clip(out, -1, 1).astype(np.float32)
 
 
+def split_song(
+  data_dir: str | os.PathLike, split: str, num_clips: int, sample_rate: int, clip_samples: int
+) -> np.ndarray:
+  """The first `num_clips` notes of a built corpus' `split`, synthesised again from their hidden
+  parameters (`squiggles_params.json`) and played one after another: a song for the visualiser."""
+  path = pathlib.Path(data_dir) / PARAMS_FILE
+  if not path.is_file():
+    raise FileNotFoundError(f'{path} not found: is {data_dir} a squiggles corpus?')
+  clips = json.loads(path.read_text())['clips']
+  ids = sorted(cid for cid, c in clips.items() if c['split'] == split)[:num_clips]
+  if not ids:
+    raise ValueError(f'the squiggles corpus in {data_dir} has no {split!r} clips')
+  notes = [
+    NoteParams(**{k: clips[cid][k] for k in ('pitch', 'velocity', 'timbre', 'brightness')})
+    for cid in ids
+  ]
+  return np.concatenate([synthesize(n, sample_rate, clip_samples) for n in notes])
+
+
 # ---------------------------------------------------------------------------------------------
 # The picture side.
 

@@ -341,3 +341,38 @@ def test_both_generator_kinds_map_between_the_domains():
     assert float(jnp.abs(made_pictures).max()) <= 1.0 and float(made_mels.std()) > 0, kind
   with pytest.raises(ValueError, match='direction must be one of'):
     cyclegan.channels('sound_to_sound')
+
+
+def test_demo_generator_is_sized_for_the_visualiser():
+  """experiments/cyclegan_demo.py's generators halve three times (64 channels at S/8) with 3x3
+  edges: about a quarter of the reference geometry's cost at 128x128, so bench/visualise.py
+  reaches 30 frames/s on 2 CPU cores."""
+  from flax import nnx
+
+  from pix2pitch_jax.models import cyclegan
+
+  config = configs.load_config_file(EXPERIMENTS / 'cyclegan_demo.py')
+  generator = cyclegan.make_generator(config, cyclegan.MEL_TO_PICTURE, nnx.Rngs(params=0))
+  assert len(generator.downs) == 3 and len(generator.blocks) == 6
+  assert generator.blocks[0].conv1.kernel.value.shape == (3, 3, 64, 64)
+  assert generator.stem.kernel.value.shape == (3, 3, 1, 8)
+  graphdef, state = nnx.split(generator)
+  apply = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
+  cost = apply.lower(state, jax.ShapeDtypeStruct((1, 128, 128, 1), jnp.float32)).cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  assert 0.30e9 < cost['flops'] < 0.40e9  # the reference geometry at ngf 16: 1.32e9
+  pictures = generator(jnp.zeros((2, 16, 16, 1)))
+  assert pictures.shape == (2, 16, 16, 3)
+  with pytest.raises(ValueError, match='divisible by 8 and >= 16'):
+    generator(jnp.zeros((1, 12, 12, 1)))
+
+
+def test_generator_geometry_is_checked_in_one_line(tiny_dataset):
+  for key, value, message in [
+    ('cyclegan.edge_kernel', 4, 'cyclegan.edge_kernel must be odd'),
+    ('cyclegan.downsampling', 0, 'cyclegan.downsampling must be >= 1'),
+    ('cyclegan.downsampling', 6, r'image_size=32 must be divisible by 2\*\*cyclegan.downsampling'),
+  ]:
+    config = tiny_cyclegan_config(tiny_dataset, **{key: value})
+    with pytest.raises(configs.ConfigError, match=message):
+      trainer.make_task(config)

@@ -53,6 +53,35 @@ def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path):
   assert json.loads((tmp_path / 'demo_summary.json').read_text())['headline'] == summary['headline']
 
 
+@pytest.mark.slow
+def test_squiggles_demo_trains_evaluates_and_renders_a_video(tmp_path):
+  from pix2pitch_jax.generation import visualiser
+
+  toy = dict(
+    config_path=str(REPO / 'experiments' / 'cyclegan_tiny.py'),  # 32x32, 4 steps
+    build_options={'num_paintings': 48, 'shard_size': 16, 'progress': False},
+    gallery_size=3,  # test notes in the video's song
+  )
+  summary = demo_pipeline.run_demo('squiggles', tmp_path, **toy)
+  assert summary['train']['step'] == 4
+  rules = summary['rule_correlations']
+  assert list(rules) == [
+    'pitch -> height',
+    'loudness -> size',
+    'timbre -> colour',
+    'brightness -> spikiness',
+  ]
+  assert rules['pitch -> height']['real'] > 0.9  # the test split is paired by the rule
+  assert all(-1 <= row['shuffled'] <= 1 for row in rules.values() if row['shuffled'] is not None)
+  video = pathlib.Path(summary['video'])
+  assert video.name == 'squiggles_test_step4.mp4'
+  assert abs(visualiser.probe_duration(video) - 3.0) < 0.1  # three 1 s notes
+  stamp = video.stat().st_mtime_ns
+  again = demo_pipeline.run_demo('squiggles', tmp_path, **toy)  # a second run redoes nothing
+  assert again['rule_correlations'] == summary['rule_correlations']
+  assert video.stat().st_mtime_ns == stamp
+
+
 def test_bad_demo_name_and_missing_config(tmp_path):
   with pytest.raises(ValueError, match='unknown demo'):
     demo_pipeline.run_demo('cubism', tmp_path)
@@ -68,6 +97,12 @@ def test_each_demo_has_its_recipe():
   # A known answer: L1 alone, longer (WORKSPACE_NOTES.md, "Fidelity"); real music: pix2pix.
   assert synesthesia.model.lambda_GAN == 0 and synesthesia.num_train_steps == 3000
   assert eras.model.lambda_GAN == 1 and eras.num_train_steps == 1000
+  # Unpaired: CycleGAN, its generator sized for the visualiser; experiments/ holds the same.
+  squiggles = demo_config.get_config('squiggles')
+  assert squiggles.family == 'cyclegan' and squiggles.image_size == 64
+  assert (squiggles.model.ngf, squiggles.cyclegan.downsampling) == (8, 3)
+  by_path = configs.load_config_file(REPO / 'experiments' / 'cyclegan_demo.py')
+  assert by_path.to_dict() == squiggles.to_dict()
   assert demo_config.get_config('synesthesia').to_dict() == synesthesia.to_dict()
   with pytest.raises(configs.ConfigError, match="unknown demo 'jazz'"):
     demo_config.get_config('jazz')

@@ -83,6 +83,12 @@ def default_config() -> ml_collections.ConfigDict:
   c.cyclegan = ml_collections.ConfigDict()
   c.cyclegan.generator = 'resnet'  # resnet (the reference's resnet_9blocks) | unet
   c.cyclegan.resnet_blocks = 9
+  # The ResNet generator's geometry: stride-2 steps before the blocks (the reference's 2: blocks
+  # at S/4 with ngf * 2**downsampling channels) and the stem's and head's kernel (the reference's
+  # c7s1). More steps and a 3x3 edge make a generator far cheaper per picture
+  # (experiments/cyclegan_demo.py, sized for the visualiser).
+  c.cyclegan.downsampling = 2
+  c.cyclegan.edge_kernel = 7
   c.cyclegan.lambda_cycle = 10.0  # L1 of picture -> mel -> picture and mel -> picture -> mel
   # Identity loss weight, as a fraction of lambda_cycle (the reference's 0.5): a mel, as a grey
   # picture, should come back from picture -> mel unchanged, and a picture's grey version, read as
@@ -125,6 +131,29 @@ def default_config() -> ml_collections.ConfigDict:
 
 class ConfigError(ValueError):
   """A config that cannot run; the message is one line that says what is wrong."""
+
+
+def cyclegan_reference_config() -> ml_collections.ConfigDict:
+  """The CycleGAN recipe users know (pytorch-CycleGAN-and-pix2pix defaults), sound <-> picture:
+  ResNet-9-block generators, 70x70 PatchGANs, instance norm, LSGAN, cycle L1 x10 both ways,
+  identity 0.5 x 10, image pools of 50, batch 1 (experiments/cyclegan_base.py; here so that the
+  packaged squiggles demo builds on it from any directory)."""
+  config = default_config()
+  config.family = 'cyclegan'
+  config.batch_size = 1
+  config.model.norm = 'instance'
+  config.model.gan_mode = 'lsgan'
+  config.model.use_dropout = False
+  config.model.ema_decay = 0.0  # the reference keeps none; a config may turn it on
+  config.cyclegan.generator = 'resnet'
+  config.cyclegan.resnet_blocks = 9
+  config.cyclegan.lambda_cycle = 10.0
+  config.cyclegan.lambda_identity = 0.5
+  config.cyclegan.pool_size = 50
+  # Mels are never flipped (their columns are time); pictures are, as in the reference.
+  config.input.jitter = True
+  config.input.flip = True
+  return config
 
 
 def load_config_file(path: str | os.PathLike) -> ml_collections.ConfigDict:

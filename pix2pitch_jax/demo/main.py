@@ -20,7 +20,9 @@ _NUM_STEPS = flags.DEFINE_integer(
   'num_train_steps', None, "Override the config's number of training steps."
 )
 _GALLERY_SIZE = flags.DEFINE_integer(
-  'gallery_size', 24, 'How many test examples get audio in the gallery.'
+  'gallery_size',
+  24,
+  'How many test examples get audio in the gallery (squiggles: test notes in the video).',
 )
 
 

@@ -2,6 +2,10 @@
 
     pix2pitch-demo --demo=synesthesia --workdir=runs/demo     (or python -m pix2pitch_jax.demo)
 
+`squiggles` is the unpaired demo: a CycleGAN, its rule correlations (against an untrained
+generator and shuffled pairs) and, instead of galleries, a video the visualiser draws for a song
+of test-split notes (<workdir>/visuals/).
+
 Every stage is resumable, so an interrupted demo (Ctrl-C) continues where it stopped when the same
 command runs again: the corpus builder skips finished shards, training resumes from its latest
 checkpoint, and evaluation and generation are skipped when their outputs for the final checkpoint
@@ -14,6 +18,7 @@ Workdir layout:
     <workdir>/gallery/test/      WAVs, spectrogram PNGs and index.html for the test split
     <workdir>/gallery/outside/   the same for images outside the training style
     <workdir>/outside_images/    those images (a photo-like scene, a sketch, odd sizes and modes)
+    <workdir>/visuals/           squiggles: the test notes' song (WAV), its video and index.html
     <workdir>/demo_summary.json  where everything is, and the headline figures
 
 The demo's folder is local: its corpus is ArrayRecord files, which are read from local disk (a
@@ -38,7 +43,7 @@ from pix2pitch_jax.core import cli, configs
 from pix2pitch_jax.core import workdir as workdir_lib
 from pix2pitch_jax.demo import config as demo_config
 
-DEMOS = ('synesthesia', 'eras')
+DEMOS = ('synesthesia', 'eras', 'squiggles')
 
 
 def _stage(name: str, fn: Callable[[], Any]) -> Any:
@@ -261,6 +266,10 @@ def run_demo(
       flush=True,
     )
     raise SystemExit(130)  # the shell's code for "stopped by Ctrl-C"
+  if config.family == 'cyclegan':
+    return _finish_cyclegan(
+      demo, layout, report, train_summary, song_clips=gallery_size, start=start
+    )
   # Evaluation and galleries of the final checkpoint are kept across re-runs of the demo.
   eval_result = _finished_evaluation(train_dir, step) or _stage(
     'evaluate on the test split', lambda: evaluation_job.evaluate(str(train_dir.root), split='test')
@@ -302,6 +311,112 @@ def run_demo(
   layout.summary_json.write_text(json.dumps(summary, indent=2, default=str))
   _print_summary(summary)
   return summary
+
+
+def _finished_cyclegan_evaluation(train_dir: workdir_lib.Workdir, step: int) -> dict | None:
+  metrics_json = train_dir.eval_dir / f'cyclegan_metrics_{step}.json'
+  report_md = train_dir.eval_dir / f'cyclegan_report_{step}.md'
+  if not (metrics_json.exists() and report_md.exists()):
+    return None
+  metrics = json.loads(metrics_json.read_text())
+  return {'metrics': metrics, 'metrics_json': str(metrics_json), 'report_md': str(report_md)}
+
+
+def _render_song_video(layout: workdir_lib.DemoDir, step: int, song_clips: int) -> dict[str, str]:
+  """The visualiser's video of the first `song_clips` test notes played one after another."""
+  import soundfile
+
+  from data_prep import demo_squiggles
+  from pix2pitch_jax.data import records
+  from pix2pitch_jax.generation import visualiser
+
+  out = pathlib.Path(layout.root / 'visuals')
+  out.mkdir(parents=True, exist_ok=True)
+  name = f'squiggles_test_step{step}'
+  video, page = out / f'{name}.mp4', out / 'index.html'
+  if video.exists() and page.exists():
+    return {'video': str(video), 'index_html': str(page)}
+  params = records.read_meta(layout.data).mel_params
+  song = demo_squiggles.split_song(
+    layout.data, 'test', song_clips, params.sample_rate, params.clip_samples
+  )
+  wav = out / f'{name}.wav'
+  soundfile.write(wav, song, params.sample_rate)
+  result = visualiser.visualise(str(layout.train.root), wav, out)
+  return {'video': str(result.video), 'index_html': str(result.index_html)}
+
+
+def _finish_cyclegan(
+  demo: str,
+  layout: workdir_lib.DemoDir,
+  report: Any,
+  train_summary: dict[str, Any],
+  *,
+  song_clips: int,
+  start: float,
+) -> dict[str, Any]:
+  """squiggles: the rule correlations of the final checkpoint, and the visualiser's video."""
+  from pix2pitch_jax.evaluation import cyclegan_eval, squiggle_features
+
+  train_dir, step = layout.train, int(train_summary['step'])
+  evaluation = _finished_cyclegan_evaluation(train_dir, step) or _stage(
+    'evaluate on the test split (rule correlations)',
+    lambda: cyclegan_eval.evaluate(str(train_dir.root), split='test'),
+  )
+  visuals = _stage(
+    f'render the visualiser video of {song_clips} test notes',
+    lambda: _render_song_video(layout, step, song_clips),
+  )
+  # As written (intervals as lists, NaN as null), so a re-run that reads them back agrees.
+  metrics = json.loads(epath.Path(evaluation['metrics_json']).read_text())
+  summary = {
+    'demo': demo,
+    'workdir': str(layout.root),
+    'data_dir': str(layout.data),
+    'tensorboard': str(train_dir.tensorboard),
+    'dataset_counts': report.get('counts', {}) if isinstance(report, dict) else {},
+    'train': {k: v for k, v in train_summary.items() if isinstance(v, (int, float, str))},
+    'metrics_json': str(evaluation['metrics_json']),
+    'report_md': str(evaluation['report_md']),
+    'rule_correlations': {
+      rule: {s: row.get(s) for s in ('model', 'model_interval', 'untrained', 'shuffled', 'real')}
+      for rule in squiggle_features.RULE_NAMES  # the rule's order (the JSON's keys are sorted)
+      for row in [metrics['rule_correlations'][rule]]
+    },
+    'video': visuals['video'],
+    'visuals_page': visuals['index_html'],
+    'wall_s': round(time.perf_counter() - start, 1),
+  }
+  layout.summary_json.write_text(json.dumps(summary, indent=2, default=str))
+  _print_cyclegan_summary(summary)
+  return summary
+
+
+def _print_cyclegan_summary(summary: dict[str, Any]) -> None:
+  def shown(value: Any) -> str:
+    return '   -  ' if value is None else f'{value:+.2f}'
+
+  lines = [
+    '',
+    f'Pix2Pitch demo ({summary["demo"]}) finished in {summary["wall_s"]:.0f} s '
+    f'(step {summary["train"].get("step")}).',
+    '  does the picture follow the sound? Spearman rho on the test split:',
+    f'    {"rule":<28} {"model [95 %]":<22} untrained shuffled real',
+  ]
+  for rule, row in summary['rule_correlations'].items():
+    low, high = row['model_interval'] or (None, None)
+    model = f'{shown(row["model"])} [{shown(low)}, {shown(high)}]'
+    lines.append(
+      f'    {rule:<28} {model:<22} {shown(row["untrained"]):>9} {shown(row["shuffled"]):>8} '
+      f'{shown(row["real"]):>5}'
+    )
+  lines += [
+    f'  metrics report : {summary["report_md"]}',
+    f'  video          : {summary["video"]}',
+    f'  video page     : {summary["visuals_page"]}',
+    f'  tensorboard    : {_tensorboard_command()} --logdir {summary["tensorboard"]}',
+  ]
+  print('\n'.join(lines), flush=True)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -6,11 +6,13 @@ per domain, as in CycleGAN (Zhu et al. 2017; pytorch-CycleGAN-and-pix2pix defaul
 
 * ResNet generator (`resnet_blocks`, 9 in the reference `resnet_9blocks`): c7s1-ngf, two
   down-sampling steps to 4 ngf channels, the residual blocks (two reflect-padded 3x3 convs each),
-  two up-sampling steps, c7s1-out and a tanh. Instance norm, ReLU, no dropout. One change: the
-  down- and up-sampling steps are pix2pix's 4x4 stride-2 (transposed) convolutions
-  (`pix2pix.DownConv` / `pix2pix.UpConv`) instead of the reference's 3x3 ones, so the
-  formulations that are fast on XLA:CPU (`conv_impl`) serve both families; the geometry (halving,
-  doubling) is the same.
+  two up-sampling steps, c7s1-out and a tanh. `downsampling` (more halvings: the blocks at a lower
+  resolution with more channels) and `edge_kernel` (c3s1 instead of c7s1) make a cheaper generator;
+  the demo's is sized so for the visualiser's real time. Instance norm, ReLU, no dropout. One
+  change: the down- and up-sampling steps are pix2pix's 4x4 stride-2 (transposed) convolutions
+  (`pix2pix.DownConv` / `pix2pix.UpConv`) instead of the reference's 3x3 ones, so the formulations
+  that are fast on XLA:CPU (`conv_impl`) serve both families; the geometry (halving, doubling) is
+  the same.
 * Or the pix2pix U-Net (`generator='unet'`), with the in/out channels of the direction and no
   dropout (CycleGAN's `--netG unet_256 --no_dropout`).
 * Discriminators: pix2pix's 70x70 PatchGAN (`pix2pix.PatchDiscriminator`) on one domain's images
@@ -41,7 +43,8 @@ DIRECTIONS = (PICTURE_TO_MEL, MEL_TO_PICTURE)
 GENERATORS_ITEM = 'generators'
 GENERATORS_EMA_ITEM = 'generators_ema'
 _INIT = nnx.initializers.normal(0.02)
-_NUM_DOWNS = 2  # the ResNet generator halves twice: 4 ngf channels at S/4
+DEFAULT_DOWNSAMPLING = 2  # the reference's ResNet generator halves twice: 4 ngf channels at S/4
+DEFAULT_EDGE_KERNEL = 7  # the reference's c7s1 stem and head
 
 
 def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
@@ -91,6 +94,8 @@ class ResnetGenerator(nnx.Module):
     out_features: int,
     ngf: int = 64,
     num_blocks: int = 9,
+    downsampling: int = DEFAULT_DOWNSAMPLING,
+    edge_kernel: int = DEFAULT_EDGE_KERNEL,
     norm: pix2pix.Norm = 'instance',
     conv_impl: str = pix2pix.AUTO,
     remat: bool = False,
@@ -99,22 +104,27 @@ class ResnetGenerator(nnx.Module):
   ):
     if num_blocks < 0:
       raise ValueError(f'resnet_blocks must be >= 0, got {num_blocks}')
+    if downsampling < 1:
+      raise ValueError(f'downsampling must be >= 1, got {downsampling}')
+    if edge_kernel < 1 or edge_kernel % 2 == 0:
+      raise ValueError(f'edge_kernel must be odd and >= 1, got {edge_kernel}')
     impl = pix2pix.resolve_conv_impl(conv_impl)
     use_bias = norm != 'batch'  # the reference: a bias only where the norm has no shift
     self.dtype, self.remat = dtype, remat
-    self.stem = _conv(in_features, ngf, 7, use_bias=use_bias, dtype=dtype, rngs=rngs)
+    self.downsampling, self.edge_pad = downsampling, edge_kernel // 2
+    self.stem = _conv(in_features, ngf, edge_kernel, use_bias=use_bias, dtype=dtype, rngs=rngs)
     self.stem_norm = pix2pix.Norm2d(ngf, norm, rngs=rngs)
-    chans = [ngf * 2**i for i in range(_NUM_DOWNS + 1)]
+    chans = [ngf * 2**i for i in range(downsampling + 1)]
     self.downs = nnx.List(
       [
         pix2pix.DownConv(
           chans[i], chans[i + 1], use_bias=use_bias, impl=impl, dtype=dtype, rngs=rngs
         )
-        for i in range(_NUM_DOWNS)
+        for i in range(downsampling)
       ]
     )
     self.down_norms = nnx.List(
-      [pix2pix.Norm2d(chans[i + 1], norm, rngs=rngs) for i in range(_NUM_DOWNS)]
+      [pix2pix.Norm2d(chans[i + 1], norm, rngs=rngs) for i in range(downsampling)]
     )
     self.blocks = nnx.List(
       [
@@ -125,20 +135,23 @@ class ResnetGenerator(nnx.Module):
     self.ups = nnx.List(
       [
         pix2pix.UpConv(chans[i + 1], chans[i], use_bias=use_bias, impl=impl, dtype=dtype, rngs=rngs)
-        for i in reversed(range(_NUM_DOWNS))
+        for i in reversed(range(downsampling))
       ]
     )
     self.up_norms = nnx.List(
-      [pix2pix.Norm2d(chans[i], norm, rngs=rngs) for i in reversed(range(_NUM_DOWNS))]
+      [pix2pix.Norm2d(chans[i], norm, rngs=rngs) for i in reversed(range(downsampling))]
     )
-    self.head = _conv(ngf, out_features, 7, use_bias=True, dtype=dtype, rngs=rngs)
+    self.head = _conv(ngf, out_features, edge_kernel, use_bias=True, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     size = x.shape[1]
-    if size % 2**_NUM_DOWNS or size < 8:
-      raise ValueError(f'the ResNet generator needs a size divisible by 4 and >= 8, got {size}')
+    factor = 2**self.downsampling
+    if size % factor or size < 2 * factor:
+      raise ValueError(
+        f'the ResNet generator needs a size divisible by {factor} and >= {2 * factor}, got {size}'
+      )
     x = x.astype(self.dtype)
-    x = nnx.relu(self.stem_norm(self.stem(reflect_pad(x, 3))))
+    x = nnx.relu(self.stem_norm(self.stem(reflect_pad(x, self.edge_pad))))
     for conv, norm in zip(self.downs, self.down_norms):
       x = nnx.relu(norm(conv(x)))
     block = nnx.remat(_run_block) if self.remat else _run_block
@@ -146,7 +159,7 @@ class ResnetGenerator(nnx.Module):
       x = block(b, x)
     for up, up_norm in zip(self.ups, self.up_norms):
       x = nnx.relu(up_norm(up(x)))
-    return jnp.tanh(self.head(reflect_pad(x, 3)).astype(jnp.float32))
+    return jnp.tanh(self.head(reflect_pad(x, self.edge_pad)).astype(jnp.float32))
 
 
 class UNetTranslator(nnx.Module):
@@ -180,6 +193,9 @@ def make_generator(config, direction: str, rngs: nnx.Rngs) -> nnx.Module:
       out_features=out_features,
       ngf=m.ngf,
       num_blocks=cg.resnet_blocks,
+      # .get: runs written before these keys existed have the reference's geometry.
+      downsampling=cg.get('downsampling', DEFAULT_DOWNSAMPLING),
+      edge_kernel=cg.get('edge_kernel', DEFAULT_EDGE_KERNEL),
       norm=m.norm,
       conv_impl=m.conv_impl,
       remat=m.remat,

@@ -93,6 +93,15 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     f'cyclegan.generator must be one of {cyclegan.GENERATORS}, got {cg.generator!r}',
   )
   require(cg.resnet_blocks >= 0, f'cyclegan.resnet_blocks must be >= 0, got {cg.resnet_blocks}')
+  require(cg.downsampling >= 1, f'cyclegan.downsampling must be >= 1, got {cg.downsampling}')
+  require(
+    cg.edge_kernel >= 1 and cg.edge_kernel % 2 == 1,
+    f'cyclegan.edge_kernel must be odd and >= 1, got {cg.edge_kernel}',
+  )
+  require(
+    cg.generator != 'resnet' or c.image_size % 2**cg.downsampling == 0,
+    f'image_size={c.image_size} must be divisible by 2**cyclegan.downsampling={2**cg.downsampling}',
+  )
   require(cg.lambda_cycle >= 0, f'cyclegan.lambda_cycle must be >= 0, got {cg.lambda_cycle}')
   require(
     cg.lambda_identity >= 0, f'cyclegan.lambda_identity must be >= 0, got {cg.lambda_identity}'
