@@ -86,15 +86,22 @@ def test_generators_with_different_conv_impls_agree(impl):
   native, other = make('native'), make(impl)
   nnx.update(other, nnx.state(native))
   x = _random((2, 32, 32, 3), 5)
-  np.testing.assert_allclose(pix2pix.eval_view(other)(x), pix2pix.eval_view(native)(x), atol=ATOL)
+
+  # Jitted: one compile per model instead of one per primitive, op by op (minutes on 2 cores).
+  def forward(model):
+    graphdef, state = nnx.split(pix2pix.eval_view(model))
+    return jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))(state, x)
+
+  np.testing.assert_allclose(forward(other), forward(native), atol=ATOL)
 
   def param_grads(model):
     graphdef, params, rest = nnx.split(pix2pix.eval_view(model), nnx.Param, ...)
     loss = lambda p: jnp.sum(jnp.sin(3 * nnx.merge(graphdef, p, rest)(x)))
-    return jax.grad(loss)(params)
+    return jax.jit(jax.grad(loss))(params)
 
+  # rtol: XLA orders the sums of large gradients (norm biases, ~6e3) differently per program.
   jax.tree.map(
-    lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4),
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4),
     param_grads(other),
     param_grads(native),
   )
