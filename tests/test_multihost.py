@@ -1,8 +1,9 @@
-"""Two processes (jax.distributed, loopback coordinator, 2 CPU devices each) train the same
-steps as one process with 4 devices and log the same losses: scripts/multihost_check.sh. A stop
-request that reaches the two processes 2 s apart makes both save the same step and exit 0.
+"""Two processes (jax.distributed, loopback coordinator, 2 CPU devices each): a stop request
+that reaches them 2 s apart makes both save the same step and exit 0; they resume on 1 device
+each, and every step's losses match one process with 4 devices (what scripts/multihost_check.sh
+checks by hand, without the stop).
 
-About a minute each on 2 cores: several JAX processes run at once.
+A few minutes on 2 cores: several JAX processes run at once.
 """
 
 import json
@@ -23,20 +24,6 @@ from pix2pitch_jax.training import trainer
 from conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.mark.slow
-def test_two_processes_match_one_process(tiny_dataset, tmp_path):
-  env = {k: v for k, v in os.environ.items() if k not in ('XLA_FLAGS', 'JAX_PLATFORMS')}
-  result = subprocess.run(
-    [os.path.join(REPO, 'scripts', 'multihost_check.sh'), tiny_dataset, str(tmp_path)],
-    env=dict(env, STEPS='2'),
-    capture_output=True,
-    text=True,
-    timeout=400,
-  )
-  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-  assert result.stdout.strip().splitlines()[-1] == 'multihost_check OK'
 
 
 # ----------------------------------------------------------------------------- pre-emption
