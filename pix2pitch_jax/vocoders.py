@@ -17,6 +17,7 @@ manifest and the evaluation report record, and turns a batch of mel images into 
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -48,6 +49,28 @@ class VocoderContext:
   mesh: Any = None
   # The neural vocoder's training workdir; None: `<workdir>/vocoder` (inference_vocoder).
   vocoder_workdir: str | None = None
+
+  @classmethod
+  def for_generator(
+    cls,
+    generator: inference.LoadedGenerator,
+    *,
+    workdir: str | os.PathLike,
+    seed: int,
+    griffin_lim_iters: int,
+    batch_size: int,
+    vocoder_workdir: str | os.PathLike | None,
+  ) -> VocoderContext:
+    """The context of a job that vocodes what `generator` (restored from `workdir`) makes."""
+    return cls(
+      workdir=os.fspath(workdir),
+      meta=generator.meta,
+      seed=seed,
+      griffin_lim_iters=griffin_lim_iters,
+      batch_size=batch_size,
+      mesh=generator.mesh,
+      vocoder_workdir=None if vocoder_workdir is None else os.fspath(vocoder_workdir),
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -718,14 +718,13 @@ def evaluate(
   generator = inference.load_generator(workdir, checkpoint, weights=weights)
   data_dir = generator.config.data_dir
   params, era_names = generator.meta.mel_params, tuple(generator.meta.era_names)
-  context = vocoders.VocoderContext(
-    workdir=os.fspath(workdir),
-    meta=generator.meta,
+  context = vocoders.VocoderContext.for_generator(
+    generator,
+    workdir=workdir,
     seed=seed,
     griffin_lim_iters=griffin_lim_iters,
     batch_size=batch_size,
-    mesh=generator.mesh,
-    vocoder_workdir=None if vocoder_workdir is None else os.fspath(vocoder_workdir),
+    vocoder_workdir=vocoder_workdir,
   )
   # Built before anything is scored: a missing vocoder or soundfont stops here, in one line. The
   # metrics of every system use Griffin-Lim's audio whichever vocoders are listed.

@@ -392,14 +392,13 @@ def generate(
     source = {'split': split, 'data_dir': data_dir}
   else:  # excluded by the check above
     raise ValueError('give exactly one of images_dir= and split=')
-  context = vocoders.VocoderContext(
-    workdir=os.fspath(workdir),
-    meta=generator.meta,
+  context = vocoders.VocoderContext.for_generator(
+    generator,
+    workdir=workdir,
     seed=seed,
     griffin_lim_iters=griffin_lim_iters,
     batch_size=batch_size,
-    mesh=generator.mesh,
-    vocoder_workdir=None if vocoder_workdir is None else os.fspath(vocoder_workdir),
+    vocoder_workdir=vocoder_workdir,
   )
   # Built before anything is generated: a missing vocoder or soundfont stops here, in one line.
   built = {name: vocoders.build(name, context) for name in vocoder_names}
